@@ -1,0 +1,143 @@
+"""Audio in: any file, byte string or array -> mono float32 at the model's rate; and log-mel features.
+
+soundfile reads WAV/FLAC/OGG/MP3; torchcodec (FFmpeg) reads other containers (WebM/Opus from a browser
+recorder, M4A ...). Resampling is torchaudio's. Bad audio raises `AudioError` with a one-line reason.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+AudioSource = Union[str, os.PathLike, bytes, bytearray, np.ndarray, torch.Tensor]
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used; the message says why in one line."""
+
+
+def _decode_with_torchcodec(data: bytes | str) -> tuple[np.ndarray, int]:
+    try:
+        from torchcodec.decoders import AudioDecoder
+    except Exception as err:  # FFmpeg missing or torchcodec not installed
+        raise AudioError(f"not a format soundfile reads, and torchcodec is unavailable ({err.__class__.__name__})")
+    try:
+        samples = AudioDecoder(data).get_all_samples()
+    except Exception as err:
+        raise AudioError(f"not audio, or a corrupt file ({str(err).splitlines()[0][:120]})") from None
+    return samples.data.numpy().T, int(samples.sample_rate)  # (time, channels)
+
+
+def _read(source: AudioSource) -> tuple[np.ndarray, int]:
+    """Decode to (samples[time, channels] float32, rate)."""
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) == 0:
+            raise AudioError("empty audio (0 bytes)")
+        try:
+            data, rate = sf.read(io.BytesIO(bytes(source)), dtype="float32", always_2d=True)
+            return data, rate
+        except Exception:
+            return _decode_with_torchcodec(bytes(source))
+    path = Path(source)
+    if not path.is_file():
+        raise AudioError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError("empty file (0 bytes)")
+    try:
+        return sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception:
+        return _decode_with_torchcodec(str(path))
+
+
+def load_audio(
+    source: AudioSource,
+    sample_rate: int = 16000,
+    *,
+    source_rate: int | None = None,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Return mono float32 samples at `sample_rate` from a path, encoded bytes or an array.
+
+    Arrays are taken as samples at `source_rate` (default: already at `sample_rate`); 16-bit integer arrays are
+    scaled to [-1, 1]. Stereo is averaged, other rates resampled. Raises `AudioError` for empty, non-audio,
+    NaN/infinite or over-long audio.
+    """
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        data = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else source
+        if np.issubdtype(data.dtype, np.integer):
+            data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+        data = np.asarray(data, dtype=np.float32)
+        data = data[:, None] if data.ndim == 1 else data
+        if data.ndim != 2:
+            raise AudioError(f"audio array must be 1-D or (time, channels), got shape {tuple(source.shape)}")
+        if data.shape[0] < data.shape[1]:  # (channels, time) -> (time, channels)
+            data = data.T
+        rate = source_rate or sample_rate
+    else:
+        data, rate = _read(source)
+    if data.size == 0 or data.shape[0] == 0:
+        raise AudioError("zero-length audio (no samples)")
+    if not np.isfinite(data).all():
+        raise AudioError("audio contains NaN or infinite samples")
+    duration = data.shape[0] / rate
+    if max_seconds is not None and duration > max_seconds:
+        raise AudioError(f"audio is {duration:.1f} s long; the limit is {max_seconds:g} s")
+    mono = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    if rate != sample_rate:
+        mono = torchaudio.functional.resample(mono, rate, sample_rate)
+    return mono.numpy().astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel settings; saved in every checkpoint so that it alone can transcribe."""
+
+    sample_rate: int = 16000
+    n_fft: int = 400
+    hop_length: int = 160
+    n_mels: int = 80
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        return cls(**{k: d[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels") if k in d})
+
+    def to_dict(self) -> dict:
+        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length, "n_mels": self.n_mels}
+
+
+class LogMel(torch.nn.Module):
+    """Waveforms (batch, time) -> log-mel features (batch, frames, n_mels) and frame lengths, on the input's device.
+
+    With `spec_augment=True`, training mode masks 2 frequency bands and 2 time spans (SpecAugment, torchaudio).
+    """
+
+    def __init__(self, features: FeatureConfig, spec_augment: bool = False):
+        super().__init__()
+        self.features = features
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
+            n_mels=features.n_mels, center=True,
+        )
+        self.spec_augment = spec_augment
+        self.freq_mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=15, iid_masks=True)
+        self.time_mask = torchaudio.transforms.TimeMasking(time_mask_param=25, iid_masks=True, p=0.2)
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return sample_lengths // self.features.hop_length + 1
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+            feats = self.mel(waveforms.float()).clamp_min(1e-10).log10()  # (B, n_mels, frames)
+        feats = (feats + 4.0) / 4.0  # roughly zero-mean, unit-scale for speech at normal levels
+        if self.training and self.spec_augment:
+            for _ in range(2):
+                feats = self.freq_mask(feats)
+                feats = self.time_mask(feats)
+        return feats.transpose(1, 2), self.frame_lengths(lengths)

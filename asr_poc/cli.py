@@ -1,0 +1,224 @@
+"""`asr-poc`: prepare data, train, stop, list runs, evaluate and transcribe from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from .config import ConfigError
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file merged over configs/default.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one key, e.g. --set training.batch_size=8 (repeatable)")
+
+
+def cmd_prepare(args) -> int:
+    from .datasets import synthetic
+
+    if args.name != "synthetic":
+        print(f"error: only 'synthetic' can be generated here; get {args.name} yourself and set "
+              f"datasets.{args.name}.path", file=sys.stderr)
+        return 2
+    out = synthetic.generate_corpus(out=args.out, utterances=args.utterances, seed=args.seed, progress=True)
+    print(out)
+    return 0
+
+
+def _train_overrides(args) -> list[str]:
+    sets = []
+    if args.model:
+        sets.append(f"model={args.model}")
+    if args.dataset:
+        sets.append(f"dataset={args.dataset}")
+    if args.minutes is not None:
+        sets.append(f"training.max_minutes={args.minutes}")
+    return sets + args.overrides
+
+
+def cmd_train(args) -> int:
+    from .config import load_config
+    from .training.launcher import start_run
+    from .training.run import Run
+
+    background = "process" if args.background else "foreground"
+    if args.resume:
+        run = Run.open(args.resume, root=args.root)
+        print(run.path, flush=True)
+        handle = start_run(run, background=background, resume=True, root=args.root)
+    else:
+        cfg = load_config(args.config, _train_overrides(args))
+        if args.root:
+            cfg["checkpoint_dir"] = args.root
+        handle = start_run(cfg, background=background, root=args.root, on_created=lambda r: print(r.path, flush=True))
+    if args.background:
+        return 0
+    status = handle.status
+    print(f"{status.get('state')}: step {status.get('step')}, epoch {status.get('epoch')}, "
+          f"best dev CER {_fmt(status.get('best_cer'))}, WER {_fmt(status.get('best_wer'))}")
+    if status.get("error"):
+        print(f"error: {status['error']}", file=sys.stderr)
+    return 0 if status.get("state") in ("finished", "stopped") else 1
+
+
+def cmd_stop(args) -> int:
+    from .training.launcher import stop_run
+
+    status = stop_run(args.run, root=args.root, timeout=args.timeout)
+    print(f"{args.run}: {status.get('state')}")
+    return 0
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def cmd_runs(args) -> int:
+    from .training.run import list_runs
+
+    rows = []
+    for run in list_runs(args.root):
+        s = run.status
+        rows.append({"run": run.path.name, "path": str(run.path), "state": s.get("state"), "model": s.get("model"),
+                     "dataset": s.get("dataset"), "step": s.get("step"), "epoch": s.get("epoch"),
+                     "best_cer": s.get("best_cer"), "best_wer": s.get("best_wer"),
+                     "age_seconds": time.time() - float(s.get("started") or run.path.stat().st_mtime)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs yet: start one with `asr-poc train`")
+        return 0
+    header = f"{'run':<36} {'state':<11} {'model':<10} {'dataset':<10} {'step':>6} {'CER':>6} {'WER':>6} {'age':>5}"
+    print(header)
+    for r in rows:
+        print(f"{r['run']:<36} {str(r['state']):<11} {str(r['model']):<10} {str(r['dataset']):<10} "
+              f"{str(r['step'] or 0):>6} {_fmt(r['best_cer']):>6} {_fmt(r['best_wer']):>6} {_age(r['age_seconds']):>5}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .config import dataset_section, load_config
+    from .evaluation import evaluate
+    from .models.interface import BaseASRModel
+    from .plugins import load_dataset
+
+    model = BaseASRModel.from_checkpoint(args.checkpoint, device=args.device)
+    cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
+    section = {**dataset_section(cfg), "sample_rate": model.sample_rate}
+    dataset = load_dataset(args.dataset, section, args.split)
+    result = evaluate(model, dataset, limit=args.limit, batch_size=args.batch_size, progress=not args.json)
+    summary = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
+               "utterances": result["utterances"], "wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"],
+               "rtfx": 1 / result["rtf"] if result["rtf"] else None, "audio_seconds": result["audio_seconds"]}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.dataset}/{args.split}: {summary['utterances']} utterances, "
+              f"{summary['audio_seconds']:.0f} s of audio")
+        print(f"WER {summary['wer']:.3f}  CER {summary['cer']:.3f}  RTF {summary['rtf']:.4f} "
+              f"(RTFx {summary['rtfx']:.0f})")
+    return 0
+
+
+def cmd_transcribe(args) -> int:
+    from .inference import Failure, Transcriber
+
+    transcriber = Transcriber.from_checkpoint(args.checkpoint, device=args.device)
+    results = transcriber.transcribe_files(args.files)
+    for r in results:
+        if args.json:
+            print(json.dumps(r.to_dict()))
+        elif isinstance(r, Failure):
+            print(f"{r.source}: ERROR: {r.error}")
+        else:
+            print(f"{r.source}: {r.text}")
+    return 1 if any(isinstance(r, Failure) for r in results) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="generate the offline synthetic corpus (espeak-ng, LJSpeech layout)")
+    p.add_argument("name", choices=["synthetic"], help="corpus to generate")
+    p.add_argument("--out", default="data/synthetic")
+    p.add_argument("--utterances", type=int, default=1500)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a model; prints the run folder")
+    _add_config_args(p)
+    p.add_argument("--model", help="shortcut for --set model=NAME")
+    p.add_argument("--dataset", help="shortcut for --set dataset=NAME")
+    p.add_argument("--minutes", type=float, help="wall-clock budget (training.max_minutes)")
+    p.add_argument("--resume", metavar="RUN", help="continue a run (its folder or id) from last.pt")
+    p.add_argument("--background", action="store_true", help="start a separate process and return at once")
+    p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("stop", help="ask a running run to stop after a final checkpoint")
+    p.add_argument("run", help="run folder or id")
+    p.add_argument("--root")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(func=cmd_stop)
+
+    p = sub.add_parser("runs", help="list runs as a table")
+    p.add_argument("--root", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("eval", help="WER, CER and real-time factor of a checkpoint on a data set split")
+    p.add_argument("checkpoint")
+    p.add_argument("--dataset", default="synthetic")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--limit", type=int, help="only the first N utterances")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files with a checkpoint, one line per file")
+    p.add_argument("checkpoint")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_transcribe)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable = args.func
+    try:
+        return func(args)
+    except ConfigError as err:
+        for line in err.problems:
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # one clear line, not a traceback; ASR_POC_DEBUG=1 shows it
+        import os
+
+        if os.environ.get("ASR_POC_DEBUG"):
+            raise
+        print(f"error: {err.__class__.__name__}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

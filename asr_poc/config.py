@@ -1,0 +1,233 @@
+"""Load `configs/*.yaml`, merge `--set key=value` overrides, validate, and explain every error in one line.
+
+The file keeps the user's schema (`available_models`, `available_datasets`, `models.<name>`, `datasets.<name>`,
+`training`). The top level and `training` are checked here; the section of the chosen model and data set is
+checked by that plugin's own `Config` (a pydantic model), so a third-party model brings its own keys.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Iterable, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; `str()` gives one line per problem: key, value, what is allowed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TrainingConfig(StrictModel):
+    learning_rate: float = Field(2e-3, gt=0, le=1)
+    batch_size: int = Field(16, ge=1, le=4096)
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    weight_decay: float = Field(0.01, ge=0, le=1)
+    epochs: int = Field(30, ge=1, le=100_000)
+    max_minutes: Optional[float] = Field(None, gt=0)
+    max_steps: Optional[int] = Field(None, ge=1)
+    warmup_steps: int = Field(150, ge=0)
+    lr_schedule: Literal["inverse_sqrt", "cosine", "constant"] = "inverse_sqrt"
+    grad_clip: float = Field(5.0, gt=0)
+    checkpoint_every: int = Field(1, ge=1)
+    eval_utterances: int = Field(100, ge=0)
+    spec_augment: bool = True
+    seed: int = 0
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    num_threads: Optional[int] = Field(None, ge=1, le=512)
+    num_workers: int = Field(0, ge=0, le=64)
+    mixed_precision: bool = True
+
+
+class TopLevelConfig(StrictModel):
+    available_models: list[str] = Field(min_length=1)
+    available_datasets: list[str] = Field(min_length=1)
+    model: str
+    dataset: str
+    checkpoint_dir: str = "checkpoints"
+    plugin_paths: list[str] = []
+    models: dict[str, dict[str, Any]]
+    datasets: dict[str, dict[str, Any]]
+    training: TrainingConfig
+
+
+def project_root() -> Path:
+    """Folder that relative paths in a config are read against: $ASR_POC_ROOT, else the working directory."""
+    return Path(os.environ.get("ASR_POC_ROOT") or os.getcwd()).resolve()
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """Return `base` updated by `update`, merging nested mappings key by key."""
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.batch_size=8` -> (['training', 'batch_size'], 8); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError([f"override {text!r}: expected KEY=VALUE, e.g. training.batch_size=8"])
+    key, _, value = text.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError([f"override {text!r}: empty key"])
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError([f"{'.'.join(parts[: i + 1])} = {child!r}: not a section, cannot set {text!r}"])
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
+    """One line per pydantic error: `key = value: what is allowed`."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(e["loc"]))
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(getattr(err, "_allowed_keys", []) or [])
+            lines.append(f"{key}: unknown key" + (f" (allowed: {allowed})" if allowed else ""))
+        elif not e["loc"]:  # a rule across several keys of the section
+            lines.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
+        elif e["type"] == "missing":
+            lines.append(f"{key}: missing (required)")
+        else:
+            lines.append(f"{key} = {e.get('input')!r}: {e['msg']}")
+    return lines
+
+
+def validate_section(schema: type[BaseModel], data: Any, prefix: str) -> tuple[dict, list[str]]:
+    """Validate one section with a pydantic schema; return (normalised dict, problems)."""
+    if not isinstance(data, dict):
+        return {}, [f"{prefix} = {data!r}: must be a mapping of keys to values"]
+    try:
+        return schema.model_validate(data).model_dump(), []
+    except ValidationError as err:
+        err._allowed_keys = sorted(schema.model_fields)  # type: ignore[attr-defined]
+        return {}, format_validation_error(err, prefix)
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r}: not found"])
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError([f"config file {str(path)!r}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {str(path)!r}: must hold a mapping at the top level"])
+    return data
+
+
+def load_config(
+    path: str | os.PathLike | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    check_data: bool = True,
+) -> dict:
+    """Read the default config, merge the file at `path` and the overrides, validate, and return a plain dict.
+
+    The chosen model's and data set's sections are validated by their plugins and have their presets filled in.
+    Raises `ConfigError` listing every problem, one per line.
+    """
+    raw = read_yaml(DEFAULT_CONFIG)
+    if path is not None and Path(path).resolve() != DEFAULT_CONFIG.resolve():
+        raw = deep_merge(raw, read_yaml(path))
+    raw = apply_overrides(raw, overrides)
+    return validate_config(raw, check_data=check_data)
+
+
+def validate_config(raw: dict, *, check_data: bool = True) -> dict:
+    """Validate an already merged config dict (see `load_config`)."""
+    from . import plugins  # plugins import config for plugin_paths; import late
+
+    top, problems = validate_section(TopLevelConfig, raw, "")
+    if problems:
+        raise ConfigError(problems)
+    cfg = top
+    plugins.add_plugin_paths(cfg["plugin_paths"])
+    for kind, name, available in (
+        ("model", cfg["model"], cfg["available_models"]),
+        ("dataset", cfg["dataset"], cfg["available_datasets"]),
+    ):
+        if name not in available:
+            problems.append(f"{kind} = {name!r}: not in available_{kind}s ({', '.join(available)})")
+        elif name not in cfg[f"{kind}s"]:
+            problems.append(f"{kind}s.{name}: missing section for the chosen {kind} {name!r}")
+    if problems:
+        raise ConfigError(problems)
+
+    try:
+        model_cls = plugins.get_model_class(cfg["model"])
+        dataset_cls = plugins.get_dataset_class(cfg["dataset"])
+    except plugins.PluginNotFound as err:
+        raise ConfigError([str(err)]) from None
+
+    model_section, p1 = validate_section(model_cls.Config, cfg["models"][cfg["model"]], f"models.{cfg['model']}")
+    data_section, p2 = validate_section(dataset_cls.Config, cfg["datasets"][cfg["dataset"]], f"datasets.{cfg['dataset']}")
+    problems += p1 + p2
+    if not problems:
+        if model_section.get("input_dim") not in (None, data_section.get("n_mels")):
+            problems.append(
+                f"models.{cfg['model']}.input_dim = {model_section['input_dim']!r}: must equal "
+                f"datasets.{cfg['dataset']}.n_mels ({data_section['n_mels']})"
+            )
+        if check_data:
+            missing = dataset_cls.check_source(data_section)
+            if missing:
+                problems.append(f"datasets.{cfg['dataset']}.path = {data_section['path']!r}: {missing}")
+    if problems:
+        raise ConfigError(problems)
+    cfg["models"][cfg["model"]] = model_section
+    cfg["datasets"][cfg["dataset"]] = data_section
+    return cfg
+
+
+def model_section(cfg: dict) -> dict:
+    return cfg["models"][cfg["model"]]
+
+
+def dataset_section(cfg: dict) -> dict:
+    return cfg["datasets"][cfg["dataset"]]
+
+
+def dump_yaml(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False)

@@ -1,0 +1,1 @@
+"""Speech corpora; `asr_poc.datasets.<name>` is found by the plugin loader."""

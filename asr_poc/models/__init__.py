@@ -1,0 +1,1 @@
+"""Speech-recognition models; `asr_poc.models.<name>` is found by the plugin loader."""

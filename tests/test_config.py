@@ -1,0 +1,91 @@
+"""Config loading, overrides, presets and one-line errors."""
+from pathlib import Path
+
+import pytest
+
+from asr_poc.config import ConfigError, load_config
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASR_POC_ROOT", str(tmp_path))
+    (tmp_path / "data" / "synthetic").mkdir(parents=True)
+    (tmp_path / "data" / "synthetic" / "metadata.csv").write_text("a|b|b\n")
+    return tmp_path
+
+
+def errors(overrides, **kw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, overrides, **kw)
+    return info.value.problems
+
+
+def test_default_config_loads_and_fills_size_preset(data_dir):
+    cfg = load_config()
+    conformer = cfg["models"]["conformer"]
+    assert conformer["encoder_dim"] == 144 and conformer["num_layers"] == 4
+    assert cfg["training"]["batch_size"] == 16
+    assert cfg["available_models"] == ["conformer", "rnn-t"]
+
+
+def test_overrides_merge_and_size_preset_changes_dims(data_dir):
+    cfg = load_config(None, ["training.batch_size=8", "models.conformer.size=s", "models.conformer.num_layers=3"])
+    assert cfg["training"]["batch_size"] == 8
+    assert cfg["models"]["conformer"]["encoder_dim"] == 256  # from the preset
+    assert cfg["models"]["conformer"]["num_layers"] == 3  # explicit beats preset
+
+
+def test_config_file_is_merged_over_default(data_dir, tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text("training:\n  learning_rate: 0.0005\n")
+    cfg = load_config(f)
+    assert cfg["training"]["learning_rate"] == 0.0005 and cfg["training"]["epochs"] == 30
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("training.batch_size=abc", "training.batch_size = 'abc'"),
+    ("training.batch_size=-3", "training.batch_size = -3: Input should be greater than or equal to 1"),
+    ("training.learning_rate=5", "training.learning_rate = 5"),
+    ("training.optimizer=sgd", "training.optimizer = 'sgd': Input should be 'adam' or 'adamw'"),
+    ("training.batch_sise=8", "training.batch_sise: unknown key (allowed: "),
+    ("models.conformer.num_heads=5", "encoder_dim (144) must be divisible by num_heads (5)"),
+    ("models.conformer.subsampling=3", "models.conformer.subsampling = 3"),
+    ("models.conformer.input_dim=40", "models.conformer.input_dim = 40: must equal datasets.synthetic.n_mels (80)"),
+    ("datasets.synthetic.sample_rate=10", "datasets.synthetic.sample_rate = 10"),
+])
+def test_each_bad_value_names_key_value_and_rule(data_dir, override, expected):
+    problems = errors([override])
+    assert len(problems) == 1 and expected in problems[0], problems
+    assert "\n" not in problems[0]
+
+
+def test_model_not_in_available_list(data_dir):
+    (problem,) = errors(["model=whisper"])
+    assert problem == "model = 'whisper': not in available_models (conformer, rnn-t)"
+
+
+def test_dataset_not_in_available_list(data_dir):
+    (problem,) = errors(["dataset=librispeech"])
+    assert "dataset = 'librispeech': not in available_datasets (synthetic, ljspeech, hf)" == problem
+
+
+def test_missing_data_folder(data_dir):
+    (problem,) = errors(["datasets.synthetic.path=data/nowhere"])
+    assert problem.startswith("datasets.synthetic.path = 'data/nowhere': folder does not exist")
+    assert "asr-poc prepare synthetic" in problem
+    load_config(None, ["datasets.synthetic.path=data/nowhere"], check_data=False)  # prepare does not need it
+
+
+def test_several_problems_are_all_reported(data_dir):
+    problems = errors(["training.batch_size=0", "training.epochs=0"])
+    assert len(problems) == 2
+
+
+def test_bad_override_syntax_and_bad_yaml(data_dir, tmp_path):
+    assert "expected KEY=VALUE" in errors(["training.batch_size"])[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")

@@ -1,0 +1,73 @@
+"""Conformer-CTC: size presets, a loss that falls, batched decoding, and self-contained checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from asr_poc.datasets.interface import collate_fn
+from asr_poc.models.conformer import ConformerConfig, ConformerCTC
+from asr_poc.models.interface import BaseASRModel
+from asr_poc.text import CharTokenizer
+
+TEXTS = ["the cat sat", "a dog ran far"]
+
+
+def build(size="xs", **overrides) -> ConformerCTC:
+    tok = CharTokenizer.from_texts(TEXTS)
+    cfg = ConformerConfig(size=size, **overrides).model_dump()
+    return ConformerCTC({**cfg, "vocab": tok.vocab, "features": {"sample_rate": 16000, "n_mels": 80}})
+
+
+def batch(model):
+    torch.manual_seed(0)
+    items = [{"waveform": torch.randn(16000 + 4000 * i) * 0.1, "text": t} for i, t in enumerate(TEXTS)]
+    return collate_fn(items, model.tokenizer)
+
+
+@pytest.mark.parametrize("size, low, high", [("xs", 1e6, 3e6), ("s", 8e6, 13e6), ("m", 25e6, 36e6)])
+def test_size_presets(size, low, high):
+    assert low < build(size).num_parameters() < high
+
+
+def test_subsampling_8x_gives_a_quarter_of_4x_frames_halved():
+    m4, m8 = build(subsampling=4), build(subsampling=8)
+    wav, lengths = torch.randn(1, 32000), torch.tensor([32000])
+    f4, n4 = m4.encode(wav, lengths)
+    f8, n8 = m8.encode(wav, lengths)
+    assert f4.shape[1] == 51 and f8.shape[1] == 26 and int(n8) == 26
+
+
+def test_loss_falls_when_overfitting_one_batch():
+    torch.manual_seed(0)
+    model = build(dropout=0.0)
+    b = batch(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = float(model(b))
+    for _ in range(60):
+        opt.zero_grad()
+        loss = model(b)
+        loss.backward()
+        opt.step()
+    assert float(loss) < first * 0.5
+    model.eval()
+    assert model.transcribe(b["waveforms"], b["waveform_lengths"]) == TEXTS
+
+
+def test_checkpoint_alone_rebuilds_the_model(tmp_path):
+    model = build()
+    opt = torch.optim.Adam(model.parameters())
+    model.save_checkpoint(tmp_path / "m.pt", optimizer=opt, epoch=7)
+    loaded = BaseASRModel.from_checkpoint(tmp_path / "m.pt")
+    wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    model.eval()
+    assert loaded.inference(wav) == model.inference(wav)
+    assert loaded.tokenizer.vocab == model.tokenizer.vocab and loaded.features == model.features
+    assert model.load_checkpoint(tmp_path / "m.pt", optimizer=opt) == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
+
+
+def test_from_checkpoint_refuses_what_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        BaseASRModel.from_checkpoint(tmp_path / "x.pt")
+    with pytest.raises(FileNotFoundError):
+        BaseASRModel.from_checkpoint(tmp_path / "missing.pt")
