@@ -48,13 +48,13 @@ def cmd_train(args) -> int:
     background = "process" if args.background else "foreground"
     if args.resume:
         run = Run.open(args.resume, root=args.root)
-        print(run.path, flush=True)
-        handle = start_run(run, background=background, resume=True, root=args.root)
     else:
         cfg = load_config(args.config, _train_overrides(args))
         if args.root:
             cfg["checkpoint_dir"] = args.root
-        handle = start_run(cfg, background=background, root=args.root, on_created=lambda r: print(r.path, flush=True))
+        run = Run.create(cfg, root=args.root)
+    print(run.path, flush=True)
+    handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
     if args.background:
         return 0
     status = handle.status
