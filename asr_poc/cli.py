@@ -48,6 +48,8 @@ def cmd_train(args) -> int:
     background = "process" if args.background else "foreground"
     if args.resume:
         run = Run.open(args.resume, root=args.root)
+        if _train_overrides(args):
+            run.override_training(_train_overrides(args))
     else:
         cfg = load_config(args.config, _train_overrides(args))
         if args.root:
@@ -163,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="shortcut for --set model=NAME")
     p.add_argument("--dataset", help="shortcut for --set dataset=NAME")
     p.add_argument("--minutes", type=float, help="wall-clock budget (training.max_minutes)")
-    p.add_argument("--resume", metavar="RUN", help="continue a run (its folder or id) from last.pt")
+    p.add_argument("--resume", metavar="RUN", help="continue a run (its folder or id) from last.pt; "
+                   "--minutes and --set training.* may change its budget")
     p.add_argument("--background", action="store_true", help="start a separate process and return at once")
     p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
     p.set_defaults(func=cmd_train)

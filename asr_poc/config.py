@@ -179,21 +179,19 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
     """Validate an already merged config dict (see `load_config`)."""
     from . import plugins  # plugins import config for plugin_paths; import late
 
-    top, problems = validate_section(TopLevelConfig, raw, "")
-    if problems:
-        raise ConfigError(problems)
-    cfg = top
-    plugins.add_plugin_paths(cfg["plugin_paths"])
-    for kind, name, available in (
-        ("model", cfg["model"], cfg["available_models"]),
-        ("dataset", cfg["dataset"], cfg["available_datasets"]),
-    ):
-        if name not in available:
-            problems.append(f"{kind} = {name!r}: not in available_{kind}s ({', '.join(available)})")
-        elif name not in cfg[f"{kind}s"]:
+    cfg, problems = validate_section(TopLevelConfig, raw, "")
+    names_ok = not problems
+    source = cfg or (raw if isinstance(raw, dict) else {})  # names are checked even when other keys are wrong
+    for kind in ("model", "dataset"):
+        name, available = source.get(kind), source.get(f"available_{kind}s")
+        if isinstance(name, str) and isinstance(available, list) and name not in available:
+            problems.append(f"{kind} = {name!r}: not in available_{kind}s ({', '.join(map(str, available))})")
+            names_ok = False
+        elif names_ok and name not in cfg[f"{kind}s"]:
             problems.append(f"{kind}s.{name}: missing section for the chosen {kind} {name!r}")
     if problems:
         raise ConfigError(problems)
+    plugins.add_plugin_paths(cfg["plugin_paths"])
 
     try:
         model_cls = plugins.get_model_class(cfg["model"])

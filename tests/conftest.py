@@ -24,3 +24,47 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from asr_poc.datasets.synthetic import generate_corpus
 
     return generate_corpus(tmp_path_factory.mktemp("synthetic"), utterances=60, seed=1, progress=False)
+
+
+# A conformer small enough that a step takes a few milliseconds: for tests of the run machinery, not of learning.
+TINY_MODEL = ["models.conformer.encoder_dim=32", "models.conformer.num_heads=2", "models.conformer.num_layers=1",
+              "models.conformer.ffn_dim=64", "models.conformer.kernel_size=3", "models.conformer.subsampling=8"]
+
+
+def tiny_config(corpus: Path, root: Path, *overrides: str) -> dict:
+    """A validated config that trains the tiny conformer on `corpus`, its runs under `root`."""
+    from asr_poc.config import load_config
+
+    return load_config(None, [f"datasets.synthetic.path={corpus}", f"checkpoint_dir={root}", "training.batch_size=8",
+                              "training.eval_utterances=0", "training.warmup_steps=2", *TINY_MODEL, *overrides])
+
+
+@pytest.fixture(scope="session")
+def learning_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """500 synthetic utterances (seed 0): enough voices for a model to generalise to held-out ones."""
+    from asr_poc.datasets.synthetic import generate_corpus
+
+    return generate_corpus(tmp_path_factory.mktemp("learning"), utterances=500, seed=0, progress=False)
+
+
+LEARNING_STEPS = 300
+
+
+@pytest.fixture(scope="session")
+def trained_run(learning_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """An xs conformer trained for LEARNING_STEPS steps (about two minutes on 2 cores), once per test session.
+
+    Its best.pt transcribes espeak-ng speech roughly; other tests use it wherever a trained model is needed.
+    """
+    from asr_poc.config import load_config
+    from asr_poc.training.run import Run
+    from asr_poc.training.trainer import train
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, [f"datasets.synthetic.path={learning_corpus}", f"checkpoint_dir={root}",
+                             f"training.max_steps={LEARNING_STEPS}", "training.eval_utterances=25",
+                             "training.warmup_steps=60", "training.learning_rate=0.003", "training.seed=0"])
+    run = Run.create(cfg)
+    status = train(run)
+    assert status["state"] == "finished", status
+    return run

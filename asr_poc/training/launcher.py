@@ -1,0 +1,154 @@
+"""Start a run in the foreground, in a thread of this process, or as a separate process; stop it; wait for it.
+
+A thread suits a researcher's model defined in a notebook cell (it lives only in that kernel). A process
+(`python -m asr_poc.training.worker RUN_DIR`) is what the dashboard and `asr-poc train --background` use: it is
+started in its own session, so closing the browser tab, a culled Voila kernel or a crash elsewhere does not end
+the training. Either way the run folder is the only channel: status.json, events.jsonl and the STOP file.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+from .run import ACTIVE_STATES, Run, list_runs
+
+Background = Literal["foreground", "thread", "process"]
+POLL_SECONDS = 0.2
+
+
+class RunAlreadyActive(RuntimeError):
+    """A run is already training (this one, or another one when starting exclusively)."""
+
+
+class RunHandle:
+    """What `start_run` returns: the run, whether it is alive, and a way to stop it or wait for it."""
+
+    def __init__(self, run: Run, thread: Optional[threading.Thread] = None,
+                 process: Optional[subprocess.Popen] = None, stop_event: Optional[threading.Event] = None):
+        self.run = run
+        self.thread, self.process, self.stop_event = thread, process, stop_event
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.run.id!r}, state={self.status.get('state')!r})"
+
+    @property
+    def status(self) -> dict:
+        return self.run.status
+
+    @property
+    def alive(self) -> bool:
+        """Whether the training is still going (thread or process alive, or the run folder says so)."""
+        if self.thread is not None:
+            return self.thread.is_alive()
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.run.is_active
+
+    def stop(self, wait: bool = True, timeout: float = 60.0) -> dict:
+        """Ask the loop to stop after its current step (it writes last.pt first); optionally wait for it."""
+        self.run.request_stop()
+        if self.stop_event is not None:
+            self.stop_event.set()
+        return self.wait(timeout) if wait else self.status
+
+    def wait(self, timeout: Optional[float] = None) -> dict:
+        """Block until the training ends (or `timeout` seconds pass); return the run's status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.alive and (deadline is None or time.monotonic() < deadline):
+            time.sleep(POLL_SECONDS)
+        return self.status
+
+
+def active_runs(root: str | os.PathLike | None = None) -> list[Run]:
+    """Runs under `root` (default: checkpoints/) that are training now."""
+    return [run for run in list_runs(root) if run.is_active]
+
+
+def start_run(run: Run, background: Background = "thread", resume: bool = False,
+              root: str | os.PathLike | None = None, exclusive: bool = False) -> RunHandle:
+    """Train `run` in the foreground (blocks, with a progress bar), a daemon thread, or a separate process.
+
+    Raises `RunAlreadyActive` if `run` is already training, or with `exclusive=True` if any run under `root`
+    (default: the run's own folder's parent) is: a second Start is refused rather than fighting for the CPU.
+    """
+    from .trainer import train
+
+    if run.is_active:
+        raise RunAlreadyActive(f"run {run.id} is already {run.status.get('state')}; stop it first")
+    if exclusive:
+        others = active_runs(root or run.root)
+        if others:
+            raise RunAlreadyActive(f"run {others[0].id} is training; stop it before starting another")
+    run.clear_stop()
+    if background == "foreground":
+        stop_event = threading.Event()
+        with _first_ctrl_c_stops(stop_event):
+            train(run, resume=resume, stop_event=stop_event, progress=True)
+        return RunHandle(run)
+    if background == "thread":
+        stop_event = threading.Event()
+        run.write_status(state="running", pid=os.getpid(), hostname=socket.gethostname())
+        thread = threading.Thread(target=train, args=(run,), kwargs={"resume": resume, "stop_event": stop_event},
+                                  daemon=True, name=f"asr-poc-train-{run.id}")
+        thread.start()
+        return RunHandle(run, thread=thread, stop_event=stop_event)
+    if background == "process":
+        command = [sys.executable, "-m", "asr_poc.training.worker", str(run.path)] + (["--resume"] if resume else [])
+        with open(run.log_path, "ab") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, cwd=os.getcwd())
+        # Claim the run at once, so that a second Start in the next moment is refused too.
+        run.write_status(state="running", pid=process.pid, hostname=socket.gethostname())
+        threading.Thread(target=process.wait, daemon=True, name=f"asr-poc-reap-{process.pid}").start()
+        return RunHandle(run, process=process)
+    raise ValueError(f"background = {background!r}: must be foreground, thread or process")
+
+
+@contextlib.contextmanager
+def _first_ctrl_c_stops(stop_event: threading.Event) -> Iterator[None]:
+    """In the main thread, the first Ctrl-C stops the run cleanly (final last.pt); a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if stop_event.is_set():
+            raise KeyboardInterrupt
+        print("\nstopping after this step (Ctrl-C again to interrupt)...", file=sys.stderr, flush=True)
+        stop_event.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_run(run_or_id: Run | str | os.PathLike, root: str | os.PathLike | None = None,
+             timeout: float = 60.0) -> dict:
+    """Request a stop of a run (by Run, folder or id) and wait up to `timeout` s for it to end."""
+    run = run_or_id if isinstance(run_or_id, Run) else Run.open(run_or_id, root=root)
+    if not run.is_active:
+        run.clear_stop()
+        return run.status
+    run.request_stop()
+    deadline = time.monotonic() + timeout
+    while run.status.get("state") in ACTIVE_STATES and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return run.status
+
+
+def log_tail(run: Run, lines: int = 20) -> str:
+    """The last lines of a background run's log.txt (stdout and stderr), for error messages."""
+    path = Path(run.log_path)
+    if not path.is_file():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,274 @@
+"""A training run is a folder, `<checkpoint_dir>/<run_id>/`, that any number of readers can follow:
+
+    config.yaml     the resolved config the run trains with
+    events.jsonl    append-only, one JSON object a line; each has `type` and `time` (unix seconds):
+                      step        {step, epoch, loss, lr, audio_seconds_per_second, grad_norm}
+                      eval        {step, epoch, wer, cer, rtf}
+                      checkpoint  {path, step, epoch, kind: epoch | last | best}
+                      status      {state, error?}
+                      log         {level: info | warning | error, message}
+    status.json     state, pid, hostname, started, updated (the heartbeat), step, epoch, best_cer, best_wer,
+                    error, model, dataset, num_parameters (times are unix seconds)
+    STOP            present while a stop is requested
+    log.txt         stdout and stderr of a background process
+    epoch-N.pt, last.pt, best.pt    checkpoints (see `asr_poc.training.trainer`)
+
+The trainer writes, everyone else reads. Files are replaced atomically, except events.jsonl, which is only
+appended to; readers skip a partial last line, so a follower never sees half an event.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ..config import ConfigError, apply_overrides, dump_yaml, resolve_path, validate_config
+from .checkpoint import atomic_write_text
+
+STATES = ("created", "running", "stopping", "stopped", "finished", "failed", "interrupted")
+ACTIVE_STATES = ("running", "stopping")
+HEARTBEAT_TIMEOUT = 60.0  # seconds without a status update after which a run counts as interrupted
+DEFAULT_ROOT = "checkpoints"
+
+_status_lock = threading.Lock()  # the training loop and its heartbeat thread both write status.json
+
+
+def new_run_id(model: str) -> str:
+    """`20261125-063012-conformer-3fa2`: start time, model, and a random suffix."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{secrets.token_hex(2)}"
+
+
+def default_root(config: Optional[dict] = None) -> Path:
+    """The folder runs live in: the config's `checkpoint_dir` (default `checkpoints`), resolved."""
+    return resolve_path((config or {}).get("checkpoint_dir") or DEFAULT_ROOT)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` on this host exists and is not a zombie (killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _jsonable(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become null (browsers' JSON.parse refuses them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class Run:
+    """One run folder. Cheap to create; every property reads the files again, so it is always current."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).resolve()
+        self._config: Optional[dict] = None
+        self._events_repaired = False
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    # --- creating and finding runs ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config: dict, root: str | os.PathLike | None = None) -> "Run":
+        """Make a new run folder under `root` (default: the config's checkpoint_dir) holding `config`."""
+        root_path = resolve_path(root) if root else default_root(config)
+        root_path.mkdir(parents=True, exist_ok=True)
+        while True:
+            path = root_path / new_run_id(config["model"])
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        run = cls(path)
+        atomic_write_text(run.config_path, dump_yaml(config))
+        run.events_path.touch()
+        run.write_status(state="created", model=config["model"], dataset=config["dataset"], created=time.time())
+        return run
+
+    @classmethod
+    def open(cls, path_or_id: str | os.PathLike, root: str | os.PathLike | None = None) -> "Run":
+        """An existing run, by its folder, or by its id (or a unique prefix of it) under `root`."""
+        path = Path(path_or_id)
+        if (path / "config.yaml").is_file():
+            return cls(path)
+        root_path = resolve_path(root) if root else default_root()
+        matches = [p for p in sorted(root_path.glob(f"{path_or_id}*")) if (p / "config.yaml").is_file()]
+        exact = [p for p in matches if p.name == str(path_or_id)]
+        if exact or len(matches) == 1:
+            return cls((exact or matches)[0])
+        if matches:
+            raise FileNotFoundError(f"run {str(path_or_id)!r} is ambiguous in {root_path}: "
+                                    f"{', '.join(p.name for p in matches)}")
+        raise FileNotFoundError(f"no run {str(path_or_id)!r} (looked for a folder, and in {root_path})")
+
+    # --- files ---------------------------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    status_path = property(lambda self: self.path / "status.json")
+    stop_path = property(lambda self: self.path / "STOP")
+    log_path = property(lambda self: self.path / "log.txt")
+    last_checkpoint = property(lambda self: self.path / "last.pt")
+    best_checkpoint = property(lambda self: self.path / "best.pt")
+
+    def epoch_checkpoint(self, epoch: int) -> Path:
+        return self.path / f"epoch-{epoch}.pt"
+
+    def checkpoints(self) -> list[Path]:
+        """Every checkpoint file of the run, by name."""
+        return sorted(self.path.glob("*.pt"))
+
+    @property
+    def config(self) -> dict:
+        """The run's config (read once)."""
+        if self._config is None:
+            self._config = yaml.safe_load(self.config_path.read_text())
+        return self._config
+
+    def override_training(self, overrides: list[str]) -> dict:
+        """Change `training.*` keys (e.g. a new time budget before resuming); the model and data stay fixed."""
+        fixed = [o for o in overrides if not o.strip().startswith("training.")]
+        if fixed:
+            raise ConfigError([f"override {o!r}: a resumed run keeps its model and data; only training.* keys "
+                               f"can change" for o in fixed])
+        config = validate_config(apply_overrides(self.config, overrides), check_data=False)
+        atomic_write_text(self.config_path, dump_yaml(config))
+        self._config = config
+        return config
+
+    # --- status --------------------------------------------------------------------------------------------------
+    def _read_status(self) -> dict:
+        try:
+            return json.loads(self.status_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @property
+    def status(self) -> dict:
+        """status.json; a running/stopping run whose process is gone or silent for a minute is `interrupted`."""
+        status = self._read_status()
+        if status.get("state") in ACTIVE_STATES and not self._alive(status):
+            status["state"] = "interrupted"
+        return status
+
+    @staticmethod
+    def _alive(status: dict) -> bool:
+        if time.time() - float(status.get("updated") or 0) > HEARTBEAT_TIMEOUT:
+            return False
+        if status.get("pid") and status.get("hostname") == socket.gethostname():
+            return pid_alive(int(status["pid"]))
+        return True  # another host (e.g. another container): trust the fresh heartbeat
+
+    @property
+    def is_active(self) -> bool:
+        """Running or stopping, with a live process."""
+        return self.status.get("state") in ACTIVE_STATES
+
+    def write_status(self, **fields: Any) -> dict:
+        """Merge `fields` into status.json (atomically) and refresh the `updated` heartbeat."""
+        with _status_lock:
+            status = {**self._read_status(), **fields, "updated": time.time()}
+            atomic_write_text(self.status_path, json.dumps(_jsonable(status), indent=2) + "\n")
+        return status
+
+    # --- events --------------------------------------------------------------------------------------------------
+    def append_event(self, event: dict) -> None:
+        """Append one event (a dict with `type`) as a JSON line; `time` is added when missing."""
+        if not self._events_repaired:
+            self._drop_partial_line()
+        line = json.dumps(_jsonable({"time": round(time.time(), 3), **event}), allow_nan=False)
+        with open(self.events_path, "a", encoding="utf-8", buffering=1) as f:
+            f.write(line + "\n")
+            f.flush()
+
+    def _drop_partial_line(self) -> None:
+        """Cut a line left half-written by a killed writer, so the next event starts on its own line."""
+        self._events_repaired = True
+        try:
+            with open(self.events_path, "rb+") as f:
+                size = f.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    f.seek(0)
+                    f.truncate(f.read().rfind(b"\n") + 1)
+        except FileNotFoundError:
+            pass
+
+    def read_events(self, offset: int = 0) -> tuple[list[dict], int]:
+        """Events after byte `offset`, and the offset to pass next time. A partial last line is left for later."""
+        try:
+            with open(self.events_path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            return [], offset
+        end = data.rfind(b"\n") + 1
+        events = []
+        for line in data[:end].splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:  # an empty line, or one torn by a crash and later repaired
+                continue
+        return events, offset + end
+
+    def events(self, type: Optional[str] = None) -> list[dict]:
+        """All events so far (of one `type` if given)."""
+        events = self.read_events(0)[0]
+        return [e for e in events if e.get("type") == type] if type else events
+
+    # --- stop requests -------------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the training loop to stop after its current step (it writes last.pt first)."""
+        atomic_write_text(self.stop_path, f"{time.time()} {socket.gethostname()} {os.getpid()}\n")
+
+    def stop_requested(self) -> bool:
+        return self.stop_path.exists()
+
+    def clear_stop(self) -> None:
+        self.stop_path.unlink(missing_ok=True)
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[Run]:
+    """Every run under `root` (default: `checkpoints`), newest first."""
+    root_path = resolve_path(root) if root else default_root()
+    if not root_path.is_dir():
+        return []
+    folders = [p for p in root_path.iterdir() if (p / "config.yaml").is_file()]
+    folders.sort(key=lambda p: (p / "config.yaml").stat().st_mtime_ns, reverse=True)
+    return [Run(p) for p in folders]
