@@ -1,0 +1,155 @@
+"""What a run's events add up to, for plotting and status lines: curves, evaluations, log lines, progress.
+
+Pure Python (no widgets), so it is tested directly and shared by the training panel and the run browser.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+_BATCHES_PER_EPOCH = re.compile(r"(\d+) batches an epoch")
+MAX_LOG_LINES = 300
+
+
+@dataclass
+class RunHistory:
+    """Accumulates events of one run; `extend(events)` returns which parts changed."""
+
+    steps: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+    throughput: list[float] = field(default_factory=list)  # audio seconds trained per wall second
+    eval_steps: list[int] = field(default_factory=list)
+    eval_epochs: list[int] = field(default_factory=list)
+    wers: list[float] = field(default_factory=list)
+    cers: list[float] = field(default_factory=list)
+    rtfs: list[float] = field(default_factory=list)
+    logs: list[dict] = field(default_factory=list)
+    checkpoints: list[dict] = field(default_factory=list)
+    state: Optional[str] = None
+    error: Optional[str] = None
+    epoch: int = 0
+    batches_per_epoch: Optional[int] = None
+
+    def extend(self, events: list[dict]) -> set[str]:
+        """Add events; return the parts that changed: 'steps', 'evals', 'logs', 'state', 'checkpoints'."""
+        changed: set[str] = set()
+        for e in events:
+            kind = e.get("type")
+            if kind == "step" and e.get("step") is not None:
+                if self.steps and e["step"] <= self.steps[-1]:  # a resumed run repeats nothing, but be safe
+                    cut = next(i for i, s in enumerate(self.steps) if s >= e["step"])
+                    for series in (self.steps, self.losses, self.lrs, self.step_times, self.throughput):
+                        del series[cut:]
+                self.steps.append(int(e["step"]))
+                self.losses.append(_num(e.get("loss")))
+                self.lrs.append(_num(e.get("lr")))
+                self.step_times.append(float(e.get("time") or time.time()))
+                self.throughput.append(_num(e.get("audio_seconds_per_second")))
+                self.epoch = int(e.get("epoch") or self.epoch)
+                changed.add("steps")
+            elif kind == "eval":
+                self.eval_steps.append(int(e.get("step") or 0))
+                self.eval_epochs.append(int(e.get("epoch") or 0))
+                self.wers.append(_num(e.get("wer")))
+                self.cers.append(_num(e.get("cer")))
+                self.rtfs.append(_num(e.get("rtf")))
+                changed.add("evals")
+            elif kind == "log":
+                self.logs.append(e)
+                del self.logs[:-MAX_LOG_LINES]
+                match = _BATCHES_PER_EPOCH.search(str(e.get("message", "")))
+                if match:
+                    self.batches_per_epoch = int(match.group(1))
+                changed.add("logs")
+            elif kind == "status":
+                self.state = e.get("state")
+                self.error = e.get("error")
+                if self.error:
+                    self.logs.append({"type": "log", "level": "error", "time": e.get("time"),
+                                      "message": f"run {self.state}: {self.error}"})
+                    changed.add("logs")
+                changed.add("state")
+            elif kind == "checkpoint":
+                self.checkpoints.append(e)
+                changed.add("checkpoints")
+        return changed
+
+    # --- summaries ---------------------------------------------------------------------------------------------
+    @property
+    def last_step(self) -> int:
+        return self.steps[-1] if self.steps else 0
+
+    @property
+    def best_eval(self) -> Optional[dict]:
+        """The evaluation with the lowest CER: {cer, wer, rtf, step}, or None."""
+        finite = [i for i, c in enumerate(self.cers) if c == c]
+        if not finite:
+            return None
+        i = min(finite, key=lambda j: self.cers[j])
+        return {"cer": self.cers[i], "wer": self.wers[i], "rtf": self.rtfs[i], "step": self.eval_steps[i]}
+
+    def steps_per_second(self, window: int = 50) -> Optional[float]:
+        """Recent training speed, from the times of the last `window` step events."""
+        if len(self.step_times) < 2:
+            return None
+        n = min(window, len(self.step_times) - 1)
+        elapsed = self.step_times[-1] - self.step_times[-1 - n]
+        return n / elapsed if elapsed > 0 else None
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def progress(history: RunHistory, status: dict, training: dict, now: Optional[float] = None
+             ) -> tuple[float, Optional[float]]:
+    """(fraction done 0..1, seconds left or None) from the run's limits: epochs, max_steps and max_minutes.
+
+    The run ends at whichever limit comes first, so the fraction is the largest and the time left the smallest.
+    """
+    now = time.time() if now is None else now
+    step = max(history.last_step, int(status.get("step") or 0))
+    speed = history.steps_per_second()
+    fractions: list[float] = []
+    left: list[float] = []
+    total_steps = []
+    if training.get("max_steps"):
+        total_steps.append(int(training["max_steps"]))
+    if history.batches_per_epoch and training.get("epochs"):
+        total_steps.append(int(training["epochs"]) * history.batches_per_epoch)
+    for total in total_steps:
+        fractions.append(step / total)
+        if speed:
+            left.append(max(0.0, (total - step) / speed))
+    if training.get("max_minutes") and status.get("started"):
+        budget = 60.0 * float(training["max_minutes"])
+        elapsed = now - float(status["started"])
+        fractions.append(elapsed / budget)
+        left.append(max(0.0, budget - elapsed))
+    fraction = min(1.0, max(fractions)) if fractions else 0.0
+    return fraction, (min(left) if left else None)
+
+
+def format_seconds(seconds: Optional[float]) -> str:
+    """`1:05:03`, `4:07`, or '?' when unknown."""
+    if seconds is None or seconds != seconds:
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_age(seconds: float) -> str:
+    """`45s`, `12m`, `3h`, `2d` ago."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"

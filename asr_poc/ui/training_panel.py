@@ -1,0 +1,363 @@
+"""Training panel: choose a model and data, set the main hyperparameters, start/stop/resume, watch it live.
+
+Runs start through `asr_poc.training.launcher.start_run(..., exclusive=True)`: as a separate process from the
+dashboard (closing the tab does not end training), or in a thread of this kernel for a model defined in a notebook.
+The panel then only follows the run folder with a `RunWatcher`, so a reloaded page or a second browser shows the
+same run with its whole history, and a run started from the command line appears here too.
+"""
+from __future__ import annotations
+
+import html
+import shutil
+import threading
+import time
+from typing import Iterable, Optional
+
+import ipywidgets as w
+
+from ..config import ConfigError, load_config
+from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
+from ..training.run import ACTIVE_STATES, Run, default_root, list_runs
+from .charts import LineChart
+from .history import RunHistory, format_seconds, progress
+from .watcher import RunWatcher
+
+SIZES = ["xs", "s", "m"]
+RESUMABLE = ("stopped", "finished", "failed", "interrupted")
+LOG_COLORS = {"error": "#b00020", "warning": "#a15c00", "info": "#555"}
+
+
+def button_states(state: Optional[str], has_last_checkpoint: bool) -> dict[str, bool]:
+    """Which buttons are enabled for a run in `state` (None: no run shown)."""
+    running = state in ACTIVE_STATES
+    return {"start": not running,
+            "stop": state == "running",
+            "resume": state in RESUMABLE and has_last_checkpoint}
+
+
+class TrainingPanel(w.VBox):
+    """The training tab. `overrides` are `--set`-style strings applied to every run it starts."""
+
+    def __init__(self, config_path: Optional[str] = None, overrides: Iterable[str] = (), background: str = "process",
+                 attach: bool = True, interval: float = 0.25, discover_every: float = 2.0):
+        self.config_path, self.overrides, self.background = config_path, list(overrides), background
+        self.interval, self.discover_every = interval, discover_every
+        self.base = load_config(config_path, self.overrides, check_data=False)
+        self.root = default_root(self.base)
+        self.run: Optional[Run] = None
+        self.handle: Optional[RunHandle] = None
+        self.history = RunHistory()
+        self.status: dict = {}
+        self.watcher: Optional[RunWatcher] = None
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._build()
+        super().__init__([self.form, self.buttons_row, self.progress_row, self.message, self.charts_box,
+                          self.log_box], layout=w.Layout(width="100%"))
+        self.add_class("asr-training-panel")
+        self._set_buttons(None, False)
+        if attach:
+            current = active_runs(self.root) or list_runs(self.root)[:1]
+            if current:
+                self.attach(current[0])
+        self._discoverer = threading.Thread(target=self._discover_loop, daemon=True, name="asr-poc-discover")
+        self._discoverer.start()
+
+    # --- layout ------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg, tc = self.base, self.base["training"]
+        style = {"description_width": "110px"}
+        lay = w.Layout(width="250px")
+        self.model = w.Dropdown(options=cfg["available_models"], value=cfg["model"], description="model",
+                                style=style, layout=lay)
+        self.size = w.Dropdown(options=SIZES, value=self._size_of(cfg["model"]) or "xs", description="size",
+                               style=style, layout=lay)
+        self.dataset = w.Dropdown(options=cfg["available_datasets"], value=cfg["dataset"], description="dataset",
+                                  style=style, layout=lay)
+        self.learning_rate = w.BoundedFloatText(value=tc["learning_rate"], min=1e-6, max=1.0, step=1e-4,
+                                                description="learning rate", style=style, layout=lay)
+        self.batch_size = w.BoundedIntText(value=tc["batch_size"], min=1, max=4096, description="batch size",
+                                           style=style, layout=lay)
+        self.epochs = w.BoundedIntText(value=tc["epochs"], min=1, max=100_000, description="epochs", style=style,
+                                       layout=lay)
+        self.checkpoint_every = w.BoundedIntText(value=tc["checkpoint_every"], min=1, max=10_000,
+                                                 description="checkpoint every", style=style, layout=lay)
+        self.minutes = w.BoundedFloatText(value=tc["max_minutes"] or 0, min=0, max=100_000, step=1,
+                                          description="minutes (0: no limit)", style=style, layout=lay)
+        self.model.observe(self._model_changed, "value")
+        self._model_changed()
+        self.form = w.HBox([w.VBox([self.model, self.size, self.dataset]),
+                            w.VBox([self.learning_rate, self.batch_size, self.epochs]),
+                            w.VBox([self.checkpoint_every, self.minutes])],
+                           layout=w.Layout(flex_flow="row wrap"))
+
+        self.start_button = w.Button(description="Start", icon="play", button_style="success",
+                                     tooltip="start a new run with these settings")
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger",
+                                    tooltip="stop after the current step, with a final checkpoint")
+        self.resume_button = w.Button(description="Resume", icon="repeat", button_style="info",
+                                      tooltip="continue the shown run from its last.pt (epochs and minutes above apply)")
+        for b, cls in ((self.start_button, "asr-start"), (self.stop_button, "asr-stop"),
+                       (self.resume_button, "asr-resume")):
+            b.add_class(cls)
+        self.start_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.resume_button.on_click(lambda _: self.resume())
+        self.status_line = w.HTML("no run yet: choose the settings and press Start")
+        self.status_line.add_class("asr-status")
+        self.buttons_row = w.HBox([self.start_button, self.stop_button, self.resume_button, self.status_line],
+                                  layout=w.Layout(align_items="center", flex_flow="row wrap"))
+        self.progress_bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="320px"))
+        self.progress_label = w.HTML("")
+        self.progress_label.add_class("asr-progress")
+        self.progress_row = w.HBox([self.progress_bar, self.progress_label], layout=w.Layout(align_items="center"))
+        self.message = w.HTML("")
+        self.message.add_class("asr-message")
+
+        self.loss_chart = LineChart("training loss", y_label="loss", log_y=True)
+        self.lr_chart = LineChart("learning rate", y_label="lr")
+        self.eval_chart = LineChart("dev WER / CER (each epoch)", y_label="error rate", markers=True)
+        self.loss_chart.figure.add_class("asr-loss-chart")
+        self.charts_box = w.GridBox([self.loss_chart.figure, self.lr_chart.figure, self.eval_chart.figure],
+                                    layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(300px, 1fr))",
+                                                    width="100%"))
+        self.log_html = w.HTML("")
+        self.log_html.add_class("asr-log")
+        self.log_box = w.Accordion([self.log_html], titles=("log: warnings and errors of the run",))
+
+    def _size_of(self, model: str) -> Optional[str]:
+        section = self.base["models"].get(model) or {}
+        return section.get("size") if "size" in section else None
+
+    def _model_changed(self, *_) -> None:
+        size = self._size_of(self.model.value)
+        self.size.disabled = size is None
+        if size is not None and size in SIZES and not self.run:
+            self.size.value = size
+
+    def settings_overrides(self) -> list[str]:
+        """The form as `--set` overrides."""
+        sets = [f"model={self.model.value}", f"dataset={self.dataset.value}",
+                f"training.learning_rate={self.learning_rate.value}", f"training.batch_size={self.batch_size.value}",
+                f"training.epochs={self.epochs.value}", f"training.checkpoint_every={self.checkpoint_every.value}",
+                f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"]
+        if not self.size.disabled:
+            sets.append(f"models.{self.model.value}.size={self.size.value}")
+        return sets
+
+    # --- actions -------------------------------------------------------------------------------------------------
+    def start(self) -> Optional[Run]:
+        """Start a new run with the form's settings; refused (with a message) while any run is training."""
+        with self._lock:
+            others = active_runs(self.root)
+            if others:
+                self._refuse(others[0])
+                return None
+            try:
+                cfg = load_config(self.config_path, self.overrides + self.settings_overrides())
+            except ConfigError as err:
+                self.show_message("<br>".join(html.escape(p) for p in err.problems), "error", "cannot start")
+                return None
+            run = Run.create(cfg, root=self.root)
+            try:
+                self.handle = start_run(run, background=self.background, root=self.root, exclusive=True)
+            except RunAlreadyActive:
+                shutil.rmtree(run.path, ignore_errors=True)  # the folder made a moment ago: nothing in it yet
+                self._refuse(active_runs(self.root)[0] if active_runs(self.root) else None)
+                return None
+            except Exception as err:
+                self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error", "could not start")
+                return None
+            self.attach(run)
+            self.show_message(f"started run <code>{run.id}</code> "
+                              f"({'separate process' if self.background == 'process' else self.background})", "info")
+            return run
+
+    def _refuse(self, other: Optional[Run]) -> None:
+        name = f"<code>{other.id}</code>" if other else "another run"
+        self.show_message(f"{name} is training; stop it before starting another.", "warning", "refused")
+        if other is not None and other != self.run:
+            self.attach(other)
+
+    def stop(self) -> None:
+        """Ask the shown run to stop after its current step; it writes last.pt first."""
+        with self._lock:
+            if self.run is None or not self.run.is_active:
+                self.show_message("no run is training", "warning")
+                return
+            if self.handle is not None and self.handle.run == self.run:
+                self.handle.stop(wait=False)
+            else:
+                self.run.request_stop()
+            self.stop_button.disabled = True
+            self.show_message(f"stopping <code>{self.run.id}</code> after this step (writing last.pt)...", "info")
+
+    def resume(self) -> Optional[Run]:
+        """Continue the shown run from last.pt; the form's epochs, minutes and checkpoint interval apply."""
+        with self._lock:
+            run = self.run
+            if run is None or not run.last_checkpoint.is_file():
+                self.show_message("nothing to resume: the run has no last.pt", "warning")
+                return None
+            others = active_runs(self.root)
+            if others:
+                self._refuse(others[0])
+                return None
+            try:
+                run.override_training([f"training.epochs={self.epochs.value}",
+                                       f"training.checkpoint_every={self.checkpoint_every.value}",
+                                       f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"])
+                self.handle = start_run(run, background=self.background, resume=True, root=self.root, exclusive=True)
+            except RunAlreadyActive as err:
+                self.show_message(html.escape(str(err)), "warning", "refused")
+                return None
+            except (ConfigError, Exception) as err:
+                self.show_message(html.escape(str(err)), "error", "could not resume")
+                return None
+            self.show_message(f"resuming <code>{run.id}</code> from last.pt", "info")
+            self._apply_status(run.status)
+            return run
+
+    # --- following a run -----------------------------------------------------------------------------------------
+    def attach(self, run: Run) -> None:
+        """Show `run`: its whole history so far, then new events as they come."""
+        with self._lock:
+            if self.watcher is not None:
+                self.watcher.stop()
+            self.run, self.history, self.status = run, RunHistory(), {}
+            for chart in (self.loss_chart, self.lr_chart, self.eval_chart):
+                chart.clear()
+            self.log_html.value = ""
+            self._fill_form(run)
+            self.watcher = RunWatcher(run, self._on_events, self._on_status, interval=self.interval)
+            self.watcher.poll()  # the history, at once
+            self.watcher.start()
+
+    def _fill_form(self, run: Run) -> None:
+        try:
+            cfg = run.config
+            tc = cfg["training"]
+            if cfg["model"] in self.model.options:
+                self.model.value = cfg["model"]
+            size = (cfg["models"].get(cfg["model"]) or {}).get("size")
+            if size in SIZES:
+                self.size.value = size
+            if cfg["dataset"] in self.dataset.options:
+                self.dataset.value = cfg["dataset"]
+            self.learning_rate.value, self.batch_size.value = tc["learning_rate"], tc["batch_size"]
+            self.epochs.value, self.checkpoint_every.value = tc["epochs"], tc["checkpoint_every"]
+            self.minutes.value = tc.get("max_minutes") or 0
+        except Exception:  # a hand-edited config: the form keeps its values
+            pass
+
+    def _on_events(self, events: list[dict]) -> None:
+        changed = self.history.extend(events)
+        h = self.history
+        if "steps" in changed:
+            self.loss_chart.set_line("loss", h.steps, h.losses, color="#1f77b4")
+            self.lr_chart.set_line("lr", h.steps, h.lrs, color="#ff7f0e")
+        if "evals" in changed:
+            self.eval_chart.set_line("WER", h.eval_steps, h.wers, color="#d62728")
+            self.eval_chart.set_line("CER", h.eval_steps, h.cers, color="#2ca02c")
+        if "logs" in changed:
+            self.log_html.value = render_log(h.logs)
+        self._update_progress()
+
+    def _on_status(self, status: dict) -> None:
+        self._apply_status(status)
+
+    def _apply_status(self, status: dict) -> None:
+        self.status = status
+        run = self.run
+        state = status.get("state")
+        self._set_buttons(state, bool(run and run.last_checkpoint.is_file()))
+        if run is None:
+            return
+        best = status.get("best_cer")
+        parts = [f"run <code>{run.id}</code>", f"<b class='asr-state'>{state}</b>"]
+        if best is not None:
+            parts.append(f"best dev CER {best:.3f}, WER {status.get('best_wer') or 0:.3f}")
+        self.status_line.value = " · ".join(parts)
+        if state == "failed":
+            tail = log_tail(run, 15)
+            self.show_message(html.escape(status.get("error") or "failed") +
+                              (f"<pre class='asr-tail'>{html.escape(tail)}</pre>" if tail else ""), "error",
+                              "the run failed")
+        elif state in ("stopped", "finished") and self.message.value and "stopping" in self.message.value:
+            self.show_message(f"run <code>{run.id}</code> {state}; last.pt saved", "info")
+        self._update_progress()
+
+    def _set_buttons(self, state: Optional[str], has_last: bool) -> None:
+        states = button_states(state, has_last)
+        self.start_button.disabled = not states["start"]
+        self.stop_button.disabled = not states["stop"]
+        self.resume_button.disabled = not states["resume"]
+
+    def _update_progress(self) -> None:
+        if self.run is None:
+            return
+        try:
+            training = self.run.config["training"]
+        except Exception:
+            return
+        fraction, left = progress(self.history, self.status, training)
+        state = self.status.get("state") or self.history.state
+        if state in ("finished",):
+            fraction = 1.0
+        self.progress_bar.value = fraction
+        epoch = max(self.history.epoch, int(self.status.get("epoch") or 0))
+        step = max(self.history.last_step, int(self.status.get("step") or 0))
+        text = f"epoch {epoch}/{training.get('epochs')} · step {step}"
+        if training.get("max_steps"):
+            text += f"/{training['max_steps']}"
+        if state in ACTIVE_STATES:
+            text += f" · {format_seconds(left)} left"
+        self.progress_label.value = text
+
+    def show_message(self, text: str, level: str = "info", title: str = "") -> None:
+        color = LOG_COLORS.get(level, "#555")
+        prefix = f"<b>{html.escape(title)}:</b> " if title else ""
+        self.message.value = f"<div class='asr-msg asr-msg-{level}' style='color:{color}'>{prefix}{text}</div>"
+
+    def _discover_loop(self) -> None:
+        """Attach to a run started elsewhere (the command line, another browser) when the shown one is idle."""
+        while not self._closed.wait(self.discover_every):
+            try:
+                if self.run is not None and self.status.get("state") in ACTIVE_STATES:
+                    continue
+                for run in active_runs(self.root):
+                    if run != self.run:
+                        self.attach(run)
+                        self.show_message(f"following run <code>{run.id}</code>, started elsewhere", "info")
+                    break
+            except Exception:
+                pass
+
+    def wait(self, timeout: Optional[float] = None) -> dict:
+        """Block until the shown run ends (for notebooks run top to bottom); returns its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.run is not None and self.run.is_active and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
+        if self.handle is not None and self.handle.run == self.run:
+            self.handle.wait(timeout=5.0)
+        if self.watcher is not None:
+            self.watcher.poll()
+        return self.run.status if self.run else {}
+
+    def close(self) -> None:
+        self._closed.set()
+        if self.watcher is not None:
+            self.watcher.stop()
+        super().close()
+
+
+def render_log(logs: list[dict], limit: int = 100) -> str:
+    """Log events as HTML lines, newest last; warnings and errors stand out."""
+    lines = []
+    for e in logs[-limit:]:
+        level = e.get("level", "info")
+        stamp = time.strftime("%H:%M:%S", time.localtime(float(e.get("time") or 0)))
+        lines.append(f"<div class='asr-log-{level}' style='color:{LOG_COLORS.get(level, '#555')}'>"
+                     f"{stamp} <b>{html.escape(level)}</b> {html.escape(str(e.get('message', '')))}</div>")
+    return ("<pre style='white-space:pre-wrap;max-height:240px;overflow:auto;font-size:12px;margin:0'>"
+            + "".join(lines) + "</pre>") if lines else "<i>no log lines yet</i>"
