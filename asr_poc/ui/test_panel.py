@@ -1,0 +1,287 @@
+"""Test panel: pick a checkpoint from under `checkpoints/`, upload audio or speak into the microphone, read the
+transcript with its duration, processing time and real-time factor, and play the audio back.
+
+Transcription runs on one worker thread, so the widgets stay responsive and a model is never used by two calls
+at once. With a model that streams (`Transcriber.open_stream`), microphone chunks are pushed as they arrive and the
+partial text is shown while the person speaks; otherwise the recording is transcribed when it stops.
+"""
+from __future__ import annotations
+
+import html
+import io
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import ipywidgets as w
+import numpy as np
+import soundfile as sf
+
+from ..audio import AudioError, load_audio
+from ..config import load_config
+from ..evaluation import real_time_factor
+from ..inference import Transcriber
+from ..training.run import default_root, list_runs
+from .recorder import MicRecorder
+
+UPLOAD_TYPES = "audio/*,.wav,.flac,.ogg,.oga,.opus,.mp3,.webm,.m4a"
+MAX_SECONDS = 120.0
+LIVE_EVERY = 0.25  # seconds between partial transcripts while recording
+
+
+def checkpoint_options(root: Path) -> list[tuple[str, str]]:
+    """(label, path) of best.pt and last.pt of every run under `root`, newest run first."""
+    options = []
+    for run in list_runs(root):
+        status = run.status
+        for name in ("best.pt", "last.pt"):
+            path = run.path / name
+            if path.is_file():
+                cer = status.get("best_cer") if name == "best.pt" else None
+                extra = f" (dev CER {cer:.3f})" if cer is not None else f" (step {status.get('step', '?')})"
+                options.append((f"{run.id} / {name}{extra}", str(path)))
+    return options
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit WAV of float or int16 samples, for the browser's audio player."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+class TestPanel(w.VBox):
+    """The test tab. `root` is the folder of runs (default: the config's checkpoint_dir)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, root: Optional[os.PathLike] = None, config_path: Optional[str] = None,
+                 overrides: tuple[str, ...] = (), max_seconds: float = MAX_SECONDS):
+        self.root = Path(root) if root else default_root(load_config(config_path, list(overrides), check_data=False))
+        self.max_seconds = max_seconds
+        self._transcribers: dict[str, tuple[float, Transcriber]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-poc-transcribe")
+        self._pending: list[np.ndarray] = []
+        self._pending_lock = threading.Lock()
+        self._live_scheduled = False
+        self._session: Any = None
+        self._session_transcriber: Optional[Transcriber] = None
+        self._last_live = 0.0
+        self.last_result: Optional[dict] = None
+
+        self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "80px"},
+                                     layout=w.Layout(width="560px"))
+        self.refresh_button = w.Button(icon="refresh", tooltip="list checkpoints again",
+                                       layout=w.Layout(width="40px"))
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.upload = w.FileUpload(accept=UPLOAD_TYPES, multiple=False, description="Upload audio",
+                                   layout=w.Layout(width="160px"))
+        self.upload.add_class("asr-upload")
+        self.upload.observe(self._uploaded, "value")
+        self.mic = MicRecorder(max_seconds=max_seconds)
+        self.mic.on_start(self._mic_started)
+        self.mic.on_chunk(self._mic_chunk)
+        self.mic.on_stop(self._mic_stopped)
+        self.mic.on_error(lambda message: self.show_message(html.escape(message), "error"))
+
+        self.message = w.HTML("")
+        self.message.add_class("asr-test-message")
+        self.transcript = w.HTML("<i>the transcript appears here</i>")
+        self.transcript.add_class("asr-transcript")
+        self.stats = w.HTML("")
+        self.stats.add_class("asr-stats")
+        self.player = w.Audio(format="wav", autoplay=False, controls=True, layout=w.Layout(width="320px"))
+        self.player.layout.visibility = "hidden"
+        self.player.add_class("asr-player")
+        super().__init__([
+            w.HBox([self.checkpoint, self.refresh_button]),
+            w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="80px")), self.upload],
+                   layout=w.Layout(align_items="center")),
+            w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="80px")), self.mic],
+                   layout=w.Layout(align_items="center")),
+            self.message, self.transcript, self.stats, self.player,
+        ], layout=w.Layout(width="100%"))
+        self.add_class("asr-test-panel")
+        self.refresh()
+
+    # --- checkpoints ---------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """List the checkpoints again, keeping the selection when it still exists."""
+        current = self.checkpoint.value
+        options = checkpoint_options(self.root)
+        self.checkpoint.options = options
+        values = [v for _, v in options]
+        self.checkpoint.value = current if current in values else (values[0] if values else None)
+        if not options:
+            self.show_message("no checkpoints yet: train a model first (the Training tab)", "warning")
+
+    def transcriber(self) -> Transcriber:
+        """The chosen checkpoint's Transcriber (loaded once per file version); only files under the runs root."""
+        value = self.checkpoint.value
+        if not value:
+            raise LookupError("choose a checkpoint first (none found under "
+                              f"{self.root}; train a model in the Training tab)")
+        path = Path(value).resolve()
+        if not path.is_relative_to(self.root.resolve()) or path.suffix != ".pt":
+            raise PermissionError(f"{path} is not a checkpoint under {self.root}")
+        mtime = path.stat().st_mtime
+        cached = self._transcribers.get(str(path))
+        if cached is None or cached[0] != mtime:
+            self._transcribers = {str(path): (mtime, Transcriber.from_checkpoint(path, max_seconds=self.max_seconds))}
+        return self._transcribers[str(path)][1]
+
+    # --- uploads -------------------------------------------------------------------------------------------------
+    def _uploaded(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0]
+        name, data = item.get("name", "upload"), bytes(item.get("content", b""))
+        self.upload.value = ()  # so that the same file can be chosen again
+        self.submit(self.transcribe_bytes, data, name)
+
+    def transcribe_bytes(self, data: bytes, name: str = "upload") -> Optional[dict]:
+        """Transcribe an uploaded file's bytes and show the result (or why it could not be read)."""
+        self.show_message(f"transcribing <code>{html.escape(name)}</code>...", "info")
+        try:
+            transcriber = self.transcriber()
+            samples = load_audio(data, transcriber.sample_rate, max_seconds=self.max_seconds)
+            result = transcriber.transcribe(samples)
+        except AudioError as err:
+            self.show_message(f"<code>{html.escape(name)}</code> cannot be used: {html.escape(str(err))}", "error")
+            return None
+        except Exception as err:
+            self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
+            return None
+        return self.show_result(result.text, result.audio_seconds, result.compute_seconds, samples,
+                                transcriber.sample_rate, source=name)
+
+    # --- microphone ----------------------------------------------------------------------------------------------
+    def _mic_started(self) -> None:
+        with self._pending_lock:
+            self._pending.clear()
+        self.submit(self._open_session)
+
+    def _open_session(self) -> None:
+        self._session, self._session_transcriber = None, None
+        try:
+            transcriber = self.transcriber()
+        except Exception as err:
+            self.show_message(html.escape(str(err)), "error")
+            self.mic.stop()
+            return
+        self._session_transcriber = transcriber
+        if hasattr(transcriber, "open_stream"):
+            self._session = transcriber.open_stream()
+            self.show_message("listening: the text follows your speech", "info")
+        else:
+            self.show_message("listening: the transcript comes when you press Stop", "info")
+        self.transcript.value = "<i>...</i>"
+        self._last_live = time.monotonic()
+
+    def _mic_chunk(self, pcm: np.ndarray) -> None:
+        with self._pending_lock:
+            self._pending.append(pcm)
+            if self._live_scheduled:
+                return
+            self._live_scheduled = True
+        self.submit(self._live_update)
+
+    def _take_pending(self) -> np.ndarray:
+        with self._pending_lock:
+            chunks, self._pending = self._pending, []
+            self._live_scheduled = False
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+    def _live_update(self) -> None:
+        """Push what arrived since the last update (at most every LIVE_EVERY s) and show the partial text."""
+        wait = LIVE_EVERY - (time.monotonic() - self._last_live)
+        if wait > 0:
+            time.sleep(wait)
+        self._last_live = time.monotonic()
+        pcm = self._take_pending()
+        seconds = self.mic.seconds
+        if self._session is None or not len(pcm):
+            if self._session_transcriber is not None:
+                self.stats.value = f"recording: {seconds:.1f} s"
+            return
+        try:
+            partial = self._session.push(pcm)
+        except Exception as err:
+            self.show_message(html.escape(f"streaming failed: {type(err).__name__}: {err}"), "error")
+            self._session = None
+            return
+        self.transcript.value = (f"<span class='asr-partial' style='color:#555'>{html.escape(partial.text)}</span>"
+                                 if partial.text else "<i>...</i>")
+        self.stats.value = (f"recording: {seconds:.1f} s · live text after each chunk, "
+                            f"{partial.compute_seconds:.3f} s of compute so far")
+
+    def _mic_stopped(self, audio: np.ndarray) -> None:
+        self.submit(self._finish_recording, audio)
+
+    def _finish_recording(self, audio: np.ndarray) -> Optional[dict]:
+        transcriber = self._session_transcriber
+        if transcriber is None:
+            return None
+        rate = self.mic.sample_rate
+        if not len(audio):
+            self.show_message("the recording is empty: was the microphone muted?", "error")
+            return None
+        try:
+            if self._session is not None:
+                rest = self._take_pending()
+                if len(rest):
+                    self._session.push(rest)
+                final = self._session.finish()
+                text, compute = final.text, final.compute_seconds
+                seconds = len(audio) / rate
+            else:
+                result = transcriber.transcribe(audio, source_rate=rate)
+                text, compute, seconds = result.text, result.compute_seconds, result.audio_seconds
+        except AudioError as err:
+            self.show_message(f"the recording cannot be used: {html.escape(str(err))}", "error")
+            return None
+        except Exception as err:
+            self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
+            return None
+        finally:
+            self._session = None
+        lost = f" ({self.mic.lost_chunks} chunks lost on the way)" if self.mic.lost_chunks else ""
+        return self.show_result(text, seconds, compute, audio, rate, source="microphone" + lost)
+
+    # --- output --------------------------------------------------------------------------------------------------
+    def show_result(self, text: str, audio_seconds: float, compute_seconds: float, samples: np.ndarray,
+                    sample_rate: int, source: str = "") -> dict:
+        rtf = real_time_factor(compute_seconds, audio_seconds)
+        speed = f" ({1 / rtf:.0f}x faster than real time)" if rtf and rtf > 0 else ""
+        self.transcript.value = (f"<div style='font-size:1.3em;padding:6px 0'>{html.escape(text)}</div>" if text
+                                 else "<i>(no words recognised)</i>")
+        self.stats.value = (f"{html.escape(source)}: audio <b>{audio_seconds:.2f} s</b> · processing "
+                            f"<b>{compute_seconds:.3f} s</b> · real-time factor <b>{rtf:.4f}</b>{speed}")
+        self.player.value = wav_bytes(samples, sample_rate)
+        self.player.layout.visibility = "visible"
+        self.message.value = ""
+        self.last_result = {"text": text, "audio_seconds": audio_seconds, "compute_seconds": compute_seconds,
+                            "rtf": rtf, "source": source}
+        return self.last_result
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        color = {"error": "#b00020", "warning": "#a15c00"}.get(level, "#555")
+        self.message.value = f"<div class='asr-msg asr-msg-{level}' style='color:{color}'>{text}</div>"
+
+    def submit(self, fn: Callable, *args) -> Future:
+        """Run `fn` on the transcription thread; an unexpected error is shown in the panel, which keeps working."""
+        def guarded():
+            try:
+                return fn(*args)
+            except Exception as err:
+                self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
+                return None
+        return self._executor.submit(guarded)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        super().close()

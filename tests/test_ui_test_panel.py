@@ -1,0 +1,159 @@
+"""The test panel and the microphone widget in Python: uploads, bad uploads, recorded chunks, live partial text."""
+from __future__ import annotations
+
+import datetime
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr_poc.training.run import Run
+from asr_poc.training.trainer import train
+from asr_poc.ui.recorder import MicRecorder
+from asr_poc.ui.test_panel import TestPanel, checkpoint_options
+from conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A tiny conformer trained for 3 steps: enough for a checkpoint the panel can load."""
+    run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("runs"), "training.max_steps=3"))
+    assert train(run)["state"] == "finished"
+    return run
+
+
+@pytest.fixture
+def panel(tiny_run: Run):
+    p = TestPanel(root=tiny_run.root)
+    yield p
+    p.close()
+
+
+def flush(panel: TestPanel) -> None:
+    """Wait until the panel's transcription thread has done everything queued so far."""
+    panel.submit(lambda: None).result(timeout=60)
+
+
+def speech_like(seconds: float = 1.5, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+
+
+def wav_of(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="WAV")
+    return buffer.getvalue()
+
+
+def upload(panel: TestPanel, name: str, data: bytes) -> None:
+    panel.upload.value = ({"name": name, "type": "audio/wav", "size": len(data), "content": memoryview(data),
+                           "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+    flush(panel)
+
+
+def test_lists_only_checkpoints_under_the_runs_folder(panel: TestPanel, tiny_run: Run, tmp_path: Path):
+    values = [v for _, v in checkpoint_options(tiny_run.root)]
+    assert str(tiny_run.best_checkpoint) in values or str(tiny_run.last_checkpoint) in values
+    assert panel.checkpoint.value in values
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes(tiny_run.last_checkpoint.read_bytes())
+    panel.checkpoint.options = [*panel.checkpoint.options, ("outside", str(outside))]
+    panel.checkpoint.value = str(outside)
+    upload(panel, "a.wav", wav_of(speech_like(), 16000))
+    assert "not a checkpoint under" in panel.message.value and panel.last_result is None
+
+
+def test_an_uploaded_wav_is_transcribed_with_timings_and_playback(panel: TestPanel):
+    upload(panel, "hello.wav", wav_of(speech_like(2.0, 22050), 22050))
+    result = panel.last_result
+    assert result is not None and result["source"] == "hello.wav"
+    assert result["audio_seconds"] == pytest.approx(2.0, abs=0.01) and result["compute_seconds"] > 0
+    assert "real-time factor" in panel.stats.value and "2.00 s" in panel.stats.value
+    assert panel.player.value[:4] == b"RIFF" and panel.player.layout.visibility == "visible"
+    assert panel.upload.value == (), "cleared, so the same file can be chosen again"
+
+
+@pytest.mark.parametrize("data, reason", [(b"", "empty"), (b"this is not audio at all" * 40, "not audio"),
+                                          (wav_of(np.zeros(0, dtype=np.float32), 16000), "zero-length")])
+def test_a_bad_upload_gets_a_clear_message_and_the_panel_keeps_working(panel: TestPanel, data: bytes, reason: str):
+    upload(panel, "bad.wav", data)
+    assert "cannot be used" in panel.message.value and reason in panel.message.value
+    assert panel.last_result is None
+    upload(panel, "good.wav", wav_of(speech_like(), 16000))
+    assert panel.last_result is not None and panel.message.value == ""
+
+
+def send_recording(mic: MicRecorder, audio_int16: np.ndarray, chunk: int = 1600) -> None:
+    """What the browser sends: start, 100 ms chunks as binary buffers, stop."""
+    mic._handle_message(mic, {"type": "start", "sample_rate": 16000, "capture_rate": 48000,
+                              "engine": "AudioWorklet"}, [])
+    seq = -1
+    for seq, i in enumerate(range(0, len(audio_int16), chunk)):
+        mic._handle_message(mic, {"type": "chunk", "seq": seq}, [memoryview(audio_int16[i:i + chunk].tobytes())])
+    mic._handle_message(mic, {"type": "stop", "seq": seq + 1}, [])
+
+
+def test_the_microphone_recording_is_transcribed_when_it_stops(panel: TestPanel):
+    audio = (speech_like(1.2) * 32767).astype(np.int16)
+    send_recording(panel.mic, audio)
+    flush(panel)
+    assert np.array_equal(panel.mic.audio, audio) and panel.mic.lost_chunks == 0
+    result = panel.last_result
+    assert result is not None and result["source"] == "microphone"
+    assert result["audio_seconds"] == pytest.approx(1.2, abs=0.01)
+
+
+@dataclass
+class FakeResult:
+    text: str
+    is_final: bool
+    audio_seconds: float
+    compute_seconds: float
+
+
+class FakeSession:
+    """Stands for `Transcriber.open_stream()`: records what it was given and says how much it heard."""
+
+    def __init__(self):
+        self.pushed: list[np.ndarray] = []
+
+    def push(self, pcm: np.ndarray) -> FakeResult:
+        self.pushed.append(pcm)
+        seconds = sum(len(p) for p in self.pushed) / 16000
+        return FakeResult(f"heard {seconds:.1f}", False, seconds, 0.001 * len(self.pushed))
+
+    def finish(self) -> FakeResult:
+        seconds = sum(len(p) for p in self.pushed) / 16000
+        return FakeResult(f"final {seconds:.1f}", True, seconds, 0.002)
+
+
+def test_a_streaming_model_shows_partial_text_while_recording(panel: TestPanel, monkeypatch):
+    transcriber = panel.transcriber()
+    session = FakeSession()
+    monkeypatch.setattr(transcriber, "open_stream", lambda: session, raising=False)
+    audio = (speech_like(1.0) * 32767).astype(np.int16)
+    mic = panel.mic
+    mic._handle_message(mic, {"type": "start"}, [])
+    partials = []
+    for seq, i in enumerate(range(0, len(audio), 1600)):
+        mic._handle_message(mic, {"type": "chunk", "seq": seq}, [memoryview(audio[i:i + 1600].tobytes())])
+        if seq < 3:  # the first chunks one by one: each gets its partial text; the rest arrive in a burst
+            flush(panel)
+            partials.append(panel.transcript.value)
+    assert any("heard" in p for p in partials), partials
+    mic._handle_message(mic, {"type": "stop"}, [])
+    flush(panel)
+    assert np.array_equal(np.concatenate(session.pushed), audio), "every sample pushed once, in order"
+    assert len(session.pushed) <= 5, "chunks are batched between partial transcripts"
+    assert "final 1.0" in panel.transcript.value and panel.last_result["compute_seconds"] == 0.002
+
+
+def test_an_empty_recording_and_a_refused_microphone_are_explained(panel: TestPanel):
+    send_recording(panel.mic, np.zeros(0, dtype=np.int16))
+    flush(panel)
+    assert "empty" in panel.message.value
+    panel.mic._handle_message(panel.mic, {"type": "error", "message": "microphone permission was refused"}, [])
+    assert "permission was refused" in panel.message.value
