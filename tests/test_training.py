@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from asr_poc.config import load_config
+from asr_poc.datasets.interface import DurationBucketSampler
 from asr_poc.evaluation import evaluate
 from asr_poc.inference import Transcriber
 from asr_poc.models.conformer import ConformerCTC
@@ -182,3 +183,23 @@ def test_a_stale_status_of_a_dead_process_reads_as_interrupted(tmp_path, small_c
     run = Run.create(tiny_config(small_corpus, tmp_path))
     run.write_status(state="running", pid=2 ** 22 + 12345, hostname=os.uname().nodename)
     assert run.status["state"] == "interrupted" and not run.is_active
+
+
+def test_torchrun_trains_one_run_on_two_processes_with_ddp(small_corpus, tmp_path):
+    """`torchrun --nproc_per_node=2 -m asr_poc.training.worker RUN` (gloo on CPU): each rank takes half the batches."""
+    import subprocess
+    import sys
+
+    cfg = tiny_config(small_corpus, tmp_path, "training.epochs=1", "training.num_threads=1")
+    run = Run.create(cfg)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "asr_poc.training.worker",
+                             str(run.path)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    durations = load_dataset("synthetic", run.config["datasets"]["synthetic"], "train").durations()
+    one_process = len(DurationBucketSampler(durations, 8))
+    steps = run.events("step")
+    assert run.status["state"] == "finished" and steps
+    assert len(steps) == one_process // 2  # the batches are shared out: half the steps of one process
+    assert steps[0]["audio_seconds_per_second"] > 0 and any("x 2" in e["message"] for e in run.events("log"))
+    assert torch.load(run.last_checkpoint, weights_only=False)["step"] == len(steps)

@@ -64,7 +64,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
         heartbeat.stop()
         set_status(state=state, error=error, **live)
         emit({"type": "status", "state": state, **({"error": error} if error else {})})
-        return run.status
+        return {**run.status, "state": state, "error": error}  # as this rank saw it (only rank 0 writes)
 
     try:
         set_status(state="running", pid=os.getpid(), hostname=socket.gethostname(), started=time.time(), error=None)
