@@ -149,6 +149,26 @@ def cmd_transcribe(args) -> int:
     return 1 if any(isinstance(r, Failure) for r in results) else 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import BenchOptions, run_bench
+    from .bench.report import markdown
+
+    options = BenchOptions(
+        systems=args.systems, config_path=args.config, overrides=args.overrides, dataset=args.dataset,
+        split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
+        repeats=args.repeats, baseline=not args.no_baseline, streaming=not args.no_streaming,
+        training=not args.no_training, train_steps=args.train_steps, cuda=not args.no_cuda, root=args.root,
+        out=None if args.no_write else args.out, name=args.name, progress=not args.json)
+    result = run_bench(options)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        print(markdown(result))
+        for kind, path in (result.get("files") or {}).items():
+            print(f"{kind}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +212,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_config_args(p)
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="speed, latency, training throughput and accuracy beside a baseline")
+    p.add_argument("systems", nargs="*", metavar="SYSTEM",
+                   help="checkpoint (.pt), run folder or id, or untrained preset such as conformer:xs or "
+                        "rnn-t:xs,chunk_ms=80 (default: the config's model at size xs)")
+    p.add_argument("--dataset", help="data set whose split is decoded (default: the config's)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--limit", type=int, help="only the first N utterances of the split")
+    p.add_argument("--threads", type=int, action="append", metavar="N",
+                   help="CPU thread counts for batch-1 decoding (repeatable; default 1 and all)")
+    p.add_argument("--batch-size", type=int, default=16, help="batch for the throughput figure (1: skip it)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per call; the median counts")
+    p.add_argument("--train-steps", type=int, default=20, help="training steps timed after 3 warm-up steps")
+    p.add_argument("--no-baseline", action="store_true", help="skip PocketSphinx")
+    p.add_argument("--no-streaming", action="store_true")
+    p.add_argument("--no-training", action="store_true", help="skip the training throughput")
+    p.add_argument("--no-cuda", action="store_true")
+    p.add_argument("--root", help="runs folder (default: checkpoint_dir of the config), for run ids and the plot")
+    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON, Markdown and PNG")
+    p.add_argument("--name", help="file name stem of the results (default bench-<date>-<time>)")
+    p.add_argument("--no-write", action="store_true", help="print only; write no files")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON (no progress output)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a checkpoint, one line per file")
     p.add_argument("checkpoint")

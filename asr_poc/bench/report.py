@@ -1,0 +1,170 @@
+"""The benchmark's report: ratios to the baseline, a JSON file, a Markdown table and the accuracy-vs-speed PNG.
+
+Every figure that the baseline also has is given as a ratio to the baseline measured in the same run:
+RTFx ratios above 1 mean faster than PocketSphinx, WER/CER ratios below 1 mean more accurate.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result  # noqa: F401 (re-exported)
+
+RATIO_KEYS = ("rtfx_1_thread", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
+
+
+def _get(d: Optional[dict], *keys: str):
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def headline(entry: dict) -> dict:
+    """The figures of one system (or the baseline) that have a counterpart in the others."""
+    batch1 = _get(entry, "speed", "batch1") or {}
+    cpu = {k: v for k, v in batch1.items() if k.startswith("threads=")}
+    most = max(cpu, key=lambda k: int(k.split("=")[1])) if cpu else None
+    return {
+        "rtfx_1_thread": _get(cpu, "threads=1", "rtfx"),
+        "rtfx_all_threads": _get(cpu, most, "rtfx") if most and most != "threads=1" else None,
+        "rtfx_batched": _get(entry, "speed", "batched", "rtfx"),
+        "rtfx_cuda": _get(batch1, "cuda", "rtfx"),
+        "rtfx_streaming": _get(entry, "streaming", "rtfx"),
+        "wer": entry.get("wer"), "cer": entry.get("cer"),
+    }
+
+
+def _ratio(value: Optional[float], base: Optional[float]) -> Optional[float]:
+    if value is None or base is None or base == 0 or not math.isfinite(value) or not math.isfinite(base):
+        return None
+    return value / base
+
+
+def add_ratios(result: dict) -> None:
+    """Put `ratios` (to the baseline's one-thread, batch-1 figures) into every system of `result`.
+
+    The baseline decodes on one thread only, so every RTFx of a system is divided by the baseline's RTFx.
+    """
+    base = headline(result.get("baseline") or {})
+    base_rtfx, base_wer, base_cer = base["rtfx_1_thread"], base["wer"], base["cer"]
+    for entry in result.get("systems", []):
+        mine = headline(entry)
+        entry["ratios"] = {key: _ratio(mine[key], base_wer if key == "wer" else base_cer if key == "cer" else base_rtfx)
+                           for key in RATIO_KEYS}
+
+
+# --- Markdown -------------------------------------------------------------------------------------------------
+def _num(value: Optional[float], digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.{digits}f}"
+
+
+def _cell(value: Optional[float], ratio: Optional[float] = None, digits: int = 3) -> str:
+    text = _num(value, digits)
+    return f"{text} ({ratio:.2f}x)" if ratio is not None and text != "-" else text
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def markdown(result: dict) -> str:
+    """The report as Markdown: the machine, the audio, and one table each for speed/accuracy, streaming, training."""
+    m, c = result["machine"], result["corpus"]
+    threads = result["options"]["threads"]
+    batch = result["options"]["batch_size"]
+    most = max(threads)
+    lines = [f"# asr-poc bench, {result['created']}", "",
+             f"- machine: {m['summary']}; torch {m['torch']}, {m['torch_threads']} threads by default",
+             f"- load average (1, 5, 15 min) at start {m.get('load_average_start')}, at end "
+             f"{m.get('load_average_end')} (other processes share the cores: figures under load are noisy)",
+             f"- audio: {c['utterances']} utterances, {c['audio_seconds']:.1f} s, {c['dataset']}/{c['split']} "
+             f"({c['path']}), the same files for every system",
+             f"- RTFx = audio seconds / compute seconds (higher is faster); median of {result['options']['repeats']} "
+             f"repeats per call; ratios in brackets are to the baseline measured in this run", ""]
+    base = result.get("baseline") or {}
+    lines += [_row(["system", "params", "WER", "CER", "RTFx batch 1, 1 thread", f"RTFx batch 1, {most} threads",
+                    f"RTFx batch {batch}, {most} threads", "RTFx CUDA batch 1"]),
+              _row(["---"] * 8)]
+    if base.get("available"):
+        h = headline(base)
+        lines.append(_row([f"{base['name']} {base.get('version', '')} (baseline)", "-", _num(h["wer"]), _num(h["cer"]),
+                           _num(h["rtfx_1_thread"]), "-", "-", "-"]))
+    else:
+        lines.append(_row([f"{base.get('name', 'baseline')} (baseline)", base.get("reason", "n/a"), *["-"] * 6]))
+    for s in result["systems"]:
+        h, r = headline(s), s.get("ratios", {})
+        lines.append(_row([s["name"], f"{s['parameters'] / 1e6:.2f}M", _cell(h["wer"], r.get("wer")),
+                           _cell(h["cer"], r.get("cer")), _cell(h["rtfx_1_thread"], r.get("rtfx_1_thread")),
+                           _cell(h["rtfx_all_threads"], r.get("rtfx_all_threads")),
+                           _cell(h["rtfx_batched"], r.get("rtfx_batched")), _cell(h["rtfx_cuda"], r.get("rtfx_cuda"))]))
+    lines += ["", "## Streaming (one thread)", "",
+              _row(["system", "chunk ms", "look-ahead ms", "algorithmic latency ms", "compute/chunk p50 ms",
+                    "compute/chunk p95 ms", "p95 / chunk", "speech-to-text latency p95 ms", "streamed WER", "streamed CER"]),
+              _row(["---"] * 10)]
+    for s in result["systems"]:
+        st = s.get("streaming") or {}
+        if not st.get("available"):
+            lines.append(_row([s["name"], st.get("reason", "n/a"), *["-"] * 8]))
+            continue
+        lines.append(_row([s["name"], _num(st["chunk_ms"]), _num(st["lookahead_ms"]), _num(st["algorithmic_latency_ms"]),
+                           _num(st["chunk_compute_ms_p50"], 2), _num(st["chunk_compute_ms_p95"], 2),
+                           f"{100 * st['chunk_compute_fraction_p95']:.1f}%", _num(st["latency_ms_p95"]),
+                           _num(st.get("wer")), _num(st.get("cer"))]))
+    lines += ["", "## Training throughput (the real trainer, fresh weights, SpecAugment as configured)", "",
+              _row(["system", "audio s per wall s", "step ms p50", "batch", "threads", "device", "peak RSS MiB",
+                    "RSS at start MiB", "peak CUDA MiB"]), _row(["---"] * 9)]
+    for s in result["systems"]:
+        t = s.get("training") or {}
+        if t.get("available") is False:
+            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 7]))
+            continue
+        lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _num(t.get("step_ms_p50"), 0),
+                           str(t.get("batch_size")), str(t.get("threads")), str(t.get("device")),
+                           _num(t.get("peak_rss_mb"), 0), _num(t.get("rss_at_start_mb"), 0),
+                           _num(t.get("peak_cuda_mb"), 0)]))
+    return "\n".join(lines) + "\n"
+
+
+# --- files ----------------------------------------------------------------------------------------------------
+def write_report(result: dict, out: str | Path, name: Optional[str] = None, root: Optional[str] = None) -> dict:
+    """Write `<name>.json`, `<name>.md` and `<name>.png` (accuracy vs speed of all runs) under `out`."""
+    from ..config import resolve_path
+
+    out_dir = resolve_path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
+    result["files"] = {k: str(v) for k, v in paths.items()}
+    points = accuracy_speed_points(root, results_dir=out_dir, extra=points_from_result(result, str(paths["json"])))
+    plot_accuracy_speed(points, paths["plot"], title=f"accuracy vs speed, {result['machine']['summary']}")
+    paths["markdown"].write_text(markdown(result))
+    _atomic_json(paths["json"], result)
+    return result["files"]
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(_clean(data), indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _clean(value):
+    """Strict JSON: NaN/inf become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
