@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# The workbench from the command line: build the default corpus if missing, train a small conformer for a few
-# minutes, evaluate it on voices it never heard, and transcribe a held-out file.
-#   MINUTES=3 scripts/run.sh
+# `make run`: build the default offline corpus if it is missing, then serve the dashboard (Voila) on
+# http://127.0.0.1:${PORT:-8866}/ until Ctrl-C. Training runs started from the page are separate processes
+# and keep going after the server stops.
+#
+#   scripts/run.sh            the dashboard (PORT=8866 by default)
+#   scripts/run.sh cli        the command-line tour instead: train a small conformer for MINUTES (default 5),
+#                             evaluate it on voices it never heard, and transcribe a held-out file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 asr=".venv/bin/asr-poc"
 corpus=data/synthetic
 minutes=${MINUTES:-5}
+port=${PORT:-8866}
+export ASR_POC_ROOT="${ASR_POC_ROOT:-$PWD}"
 
 if [ ! -f "$corpus/metadata.csv" ]; then
+  echo "== building the default corpus in $corpus (espeak-ng, about a minute)"
   "$asr" prepare synthetic --out "$corpus" --utterances 3000 --seed 0
 fi
+
+if [ "${1:-dashboard}" != "cli" ]; then
+  echo "== dashboard: open http://127.0.0.1:$port/ in a browser (Ctrl-C stops the server)"
+  exec "$asr" dashboard --port "$port"
+fi
+
 log=$(mktemp)
 "$asr" train --dataset synthetic --minutes "$minutes" | tee "$log"
 run=$(head -n 1 "$log")

@@ -29,8 +29,10 @@ class LineChart:
         self.x_scale = bq.LinearScale()
         self.y_scale = bq.LogScale() if log_y else bq.LinearScale()
         self.markers = markers
+        # (num_ticks on a log axis breaks bqplot's rendering: "Cannot read properties of undefined")
+        y_ticks = {} if log_y else {"num_ticks": 5}
         axes = [bq.Axis(scale=self.x_scale, label=x_label, num_ticks=5),
-                bq.Axis(scale=self.y_scale, side="left", label=y_label, tick_format=".3g", num_ticks=5)]
+                bq.Axis(scale=self.y_scale, side="left", label=y_label, tick_format=".3g", **y_ticks)]
         self.figure = bq.Figure(marks=[], axes=axes, title=title, animation_duration=0,
                                 legend_location="top-right",
                                 fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 16},

@@ -94,15 +94,15 @@ class TestPanel(w.VBox):
         self.stats = w.HTML("")
         self.stats.add_class("asr-stats")
         self.player = w.Audio(format="wav", autoplay=False, controls=True, layout=w.Layout(width="320px"))
-        self.player.layout.visibility = "hidden"
         self.player.add_class("asr-player")
+        self.player_box = w.Box([])  # the player joins the page with the first audio (an empty one errors)
         super().__init__([
             w.HBox([self.checkpoint, self.refresh_button]),
             w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="80px")), self.upload],
                    layout=w.Layout(align_items="center")),
             w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="80px")), self.mic],
                    layout=w.Layout(align_items="center")),
-            self.message, self.transcript, self.stats, self.player,
+            self.message, self.transcript, self.stats, self.player_box,
         ], layout=w.Layout(width="100%"))
         self.add_class("asr-test-panel")
         self.refresh()
@@ -262,7 +262,7 @@ class TestPanel(w.VBox):
         self.stats.value = (f"{html.escape(source)}: audio <b>{audio_seconds:.2f} s</b> · processing "
                             f"<b>{compute_seconds:.3f} s</b> · real-time factor <b>{rtf:.4f}</b>{speed}")
         self.player.value = wav_bytes(samples, sample_rate)
-        self.player.layout.visibility = "visible"
+        self.player_box.children = [self.player]
         self.message.value = ""
         self.last_result = {"text": text, "audio_seconds": audio_seconds, "compute_seconds": compute_seconds,
                             "rtf": rtf, "source": source}

@@ -261,6 +261,8 @@ class TrainingPanel(w.VBox):
             self.eval_chart.set_line("CER", h.eval_steps, h.cers, color="#2ca02c")
         if "logs" in changed:
             self.log_html.value = render_log(h.logs)
+            if any(e.get("level") in ("warning", "error") or e.get("error") for e in events):
+                self.log_box.selected_index = 0  # open the log when something needs attention
         self._update_progress()
 
     def _on_status(self, status: dict) -> None:

@@ -1,0 +1,82 @@
+"""The dashboard: a title, one sentence of help, and the training, runs and test panels in tabs.
+
+`notebooks/dashboard.ipynb` only calls `dashboard()`; Voila serves that notebook without its code
+(`asr-poc dashboard`). Runs start as separate processes, so closing the page does not end training.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional
+
+import ipywidgets as w
+
+from ..config import REPO_ROOT
+from .run_browser import RunBrowser
+from .test_panel import TestPanel
+from .training_panel import TrainingPanel
+
+STYLE = """<style>
+.asr-dashboard .asr-transcript { font-size: 1.1em; }
+.asr-dashboard .widget-tab > .p-TabBar .p-TabBar-tab, .asr-dashboard .lm-TabBar-tab { min-width: 120px; }
+.asr-dashboard code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
+</style>"""
+TITLE = "<h2 style='margin:4px 0'>asr-poc: speech recognition workbench</h2>"
+HELP = ("<p style='margin:0 0 8px 0;color:#444'>Train a model and watch its curves live in <b>Training</b>, "
+        "compare runs in <b>Runs</b>, and try a checkpoint on a file or your own voice in <b>Test</b>.</p>")
+
+
+def find_root(start: Optional[Path] = None) -> Path:
+    """The project folder runs and data are read against: $ASR_POC_ROOT, else the working directory, or its parent
+    when the kernel runs inside `notebooks/` (where Jupyter and Voila start notebook kernels)."""
+    if os.environ.get("ASR_POC_ROOT"):
+        return Path(os.environ["ASR_POC_ROOT"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    if here.name == "notebooks" and (here.parent / "configs").is_dir():
+        return here.parent
+    if not (here / "configs").is_dir() and (REPO_ROOT / "configs").is_dir() and here == REPO_ROOT / "notebooks":
+        return REPO_ROOT
+    return here
+
+
+class Dashboard(w.VBox):
+    """The three panels in tabs; the runs and test tabs re-read the runs folder when they are opened."""
+
+    def __init__(self, config_path: Optional[str] = None, overrides: Iterable[str] = (),
+                 background: str = "process"):
+        os.environ["ASR_POC_ROOT"] = str(find_root())  # the training processes resolve paths the same way
+        overrides = tuple(overrides)
+        self.training = TrainingPanel(config_path, overrides, background=background)
+        self.runs = RunBrowser(self.training.root)
+        self.test = TestPanel(self.training.root)
+        # The runs and test tabs get their content when first opened: a chart drawn in a hidden tab has no size.
+        self.pages = [w.Box([self.training]), w.Box([]), w.Box([])]
+        self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test"))
+        self.tabs.observe(self._tab_changed, "selected_index")
+        super().__init__([w.HTML(STYLE + TITLE + HELP), self.tabs], layout=w.Layout(width="100%"))
+        self.add_class("asr-dashboard")
+
+    def _tab_changed(self, change: dict) -> None:
+        index = change["new"]
+        if index is None:
+            return
+        panel = (self.training, self.runs, self.test)[index]
+        if panel is not self.training:
+            panel.refresh()
+        if not self.pages[index].children:
+            self.pages[index].children = [panel]
+
+    def close(self) -> None:
+        for panel in (self.training, self.runs, self.test):
+            panel.close()
+        super().close()
+
+
+def dashboard(config_path: Optional[str] = None, overrides: Iterable[str] = (),
+              background: str = "process") -> Dashboard:
+    """Build the dashboard (display it as a cell's last expression).
+
+    `config_path` defaults to $ASR_POC_CONFIG (a YAML file merged over configs/default.yaml), which is how
+    `asr-poc dashboard --config FILE` passes one through Voila.
+    """
+    return Dashboard(config_path or os.environ.get("ASR_POC_CONFIG") or None, overrides, background=background)
