@@ -62,15 +62,17 @@ def measure_baseline(waveforms: list[np.ndarray], rate: int = SAMPLE_RATE, progr
         from tqdm.auto import tqdm
 
         items = tqdm(waveforms, desc="baseline: pocketsphinx", unit="file", leave=False)
-    times, texts, audio = [], [], 0.0
+    times, cpu, texts, audio = [], 0.0, [], 0.0
     for wav in items:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         texts.append(recognizer.transcribe(wav))
         times.append(time.perf_counter() - start)
+        cpu += time.thread_time() - cpu_start
         audio += len(wav) / rate
     rtf = real_time_factor(sum(times), audio)
     figures = {"rtf": rtf, "rtfx": 1.0 / rtf if rtf > 0 else None, "compute_seconds": sum(times),
                "audio_seconds": audio, "calls": len(times), "repeats": 1, "threads": 1, "device": "cpu",
                "call_ms_p50": 1000 * float(np.percentile(times, 50)),
-               "call_ms_p95": 1000 * float(np.percentile(times, 95)), "load_seconds": recognizer.load_seconds}
+               "call_ms_p95": 1000 * float(np.percentile(times, 95)), "load_seconds": recognizer.load_seconds,
+               "thread_cpu_seconds": cpu, "rtfx_thread_cpu": audio / cpu if cpu > 0 else None}
     return figures, texts

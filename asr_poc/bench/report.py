@@ -13,7 +13,7 @@ from typing import Optional
 
 from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result  # noqa: F401 (re-exported)
 
-RATIO_KEYS = ("rtfx_1_thread", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
+RATIO_KEYS = ("rtfx_1_thread", "rtfx_thread_cpu", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
 
 
 def _get(d: Optional[dict], *keys: str):
@@ -31,6 +31,7 @@ def headline(entry: dict) -> dict:
     most = max(cpu, key=lambda k: int(k.split("=")[1])) if cpu else None
     return {
         "rtfx_1_thread": _get(cpu, "threads=1", "rtfx"),
+        "rtfx_thread_cpu": _get(cpu, "threads=1", "rtfx_thread_cpu"),
         "rtfx_all_threads": _get(cpu, most, "rtfx") if most and most != "threads=1" else None,
         "rtfx_batched": _get(entry, "speed", "batched", "rtfx"),
         "rtfx_cuda": _get(batch1, "cuda", "rtfx"),
@@ -52,10 +53,10 @@ def add_ratios(result: dict) -> None:
     """
     base = headline(result.get("baseline") or {})
     base_rtfx, base_wer, base_cer = base["rtfx_1_thread"], base["wer"], base["cer"]
+    denominators = {"wer": base_wer, "cer": base_cer, "rtfx_thread_cpu": base["rtfx_thread_cpu"]}
     for entry in result.get("systems", []):
         mine = headline(entry)
-        entry["ratios"] = {key: _ratio(mine[key], base_wer if key == "wer" else base_cer if key == "cer" else base_rtfx)
-                           for key in RATIO_KEYS}
+        entry["ratios"] = {key: _ratio(mine[key], denominators.get(key, base_rtfx)) for key in RATIO_KEYS}
 
 
 # --- Markdown -------------------------------------------------------------------------------------------------
@@ -91,21 +92,24 @@ def markdown(result: dict) -> str:
              f"- audio: {c['utterances']} utterances, {c['audio_seconds']:.1f} s, {c['dataset']}/{c['split']} "
              f"({c['path']}), the same files for every system",
              f"- RTFx = audio seconds / compute seconds (higher is faster); median of {result['options']['repeats']} "
-             f"repeats per call; ratios in brackets are to the baseline measured in this run", ""]
+             f"repeats per call; ratios in brackets are to the baseline measured in this run; 'by thread CPU "
+             f"time' counts only the CPU time of the decoding thread, so it is the same on an idle or a busy machine",
+             ""]
     base = result.get("baseline") or {}
-    lines += [_row(["system", "params", "WER", "CER", "RTFx batch 1, 1 thread", f"RTFx batch 1, {most} threads",
-                    f"RTFx batch {batch}, {most} threads", "RTFx CUDA batch 1"]),
-              _row(["---"] * 8)]
+    lines += [_row(["system", "params", "WER", "CER", "RTFx batch 1, 1 thread", "same, by thread CPU time",
+                    f"RTFx batch 1, {most} threads", f"RTFx batch {batch}, {most} threads", "RTFx CUDA batch 1"]),
+              _row(["---"] * 9)]
     if base.get("available"):
         h = headline(base)
         lines.append(_row([f"{base['name']} {base.get('version', '')} (baseline)", "-", _num(h["wer"]), _num(h["cer"]),
-                           _num(h["rtfx_1_thread"]), "-", "-", "-"]))
+                           _num(h["rtfx_1_thread"]), _num(h["rtfx_thread_cpu"]), "-", "-", "-"]))
     else:
-        lines.append(_row([f"{base.get('name', 'baseline')} (baseline)", base.get("reason", "n/a"), *["-"] * 6]))
+        lines.append(_row([f"{base.get('name', 'baseline')} (baseline)", base.get("reason", "n/a"), *["-"] * 7]))
     for s in result["systems"]:
         h, r = headline(s), s.get("ratios", {})
         lines.append(_row([s["name"], f"{s['parameters'] / 1e6:.2f}M", _cell(h["wer"], r.get("wer")),
                            _cell(h["cer"], r.get("cer")), _cell(h["rtfx_1_thread"], r.get("rtfx_1_thread")),
+                           _cell(h["rtfx_thread_cpu"], r.get("rtfx_thread_cpu")),
                            _cell(h["rtfx_all_threads"], r.get("rtfx_all_threads")),
                            _cell(h["rtfx_batched"], r.get("rtfx_batched")), _cell(h["rtfx_cuda"], r.get("rtfx_cuda"))]))
     lines += ["", "## Streaming (one thread)", "",
@@ -122,15 +126,16 @@ def markdown(result: dict) -> str:
                            f"{100 * st['chunk_compute_fraction_p95']:.1f}%", _num(st["latency_ms_p95"]),
                            _num(st.get("wer")), _num(st.get("cer"))]))
     lines += ["", "## Training throughput (the real trainer, fresh weights, SpecAugment as configured)", "",
-              _row(["system", "audio s per wall s", "step ms p50", "batch", "threads", "device", "peak RSS MiB",
-                    "RSS at start MiB", "peak CUDA MiB"]), _row(["---"] * 9)]
+              _row(["system", "audio s per wall s", "step ms p50", "batch", "threads", "cores kept busy", "device",
+                    "peak RSS MiB", "RSS at start MiB", "peak CUDA MiB"]), _row(["---"] * 10)]
     for s in result["systems"]:
         t = s.get("training") or {}
         if t.get("available") is False:
-            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 7]))
+            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 8]))
             continue
         lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _num(t.get("step_ms_p50"), 0),
-                           str(t.get("batch_size")), str(t.get("threads")), str(t.get("device")),
+                           str(t.get("batch_size")), str(t.get("threads")), _num(t.get("cores_used"), 2),
+                           str(t.get("device")),
                            _num(t.get("peak_rss_mb"), 0), _num(t.get("rss_at_start_mb"), 0),
                            _num(t.get("peak_cuda_mb"), 0)]))
     return "\n".join(lines) + "\n"

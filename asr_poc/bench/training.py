@@ -98,9 +98,15 @@ def _child(run_dir: str) -> int:
     from ..training.trainer import train
 
     before = _rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
     status = train(Run(run_dir))
-    memory = {"rss_at_start_mb": before, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              "threads": torch.get_num_threads(), "device": "cpu", "peak_cuda_mb": None}
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    memory = {"rss_at_start_mb": before, "peak_rss_mb": after.ru_maxrss / 1024, "threads": torch.get_num_threads(),
+              # cores this process kept busy on average; below `threads` means other processes took CPU from it
+              "cores_used": cpu / wall if wall > 0 else None, "device": "cpu", "peak_cuda_mb": None}
     if torch.cuda.is_available():
         memory.update(device=torch.cuda.get_device_name(0), peak_cuda_mb=torch.cuda.max_memory_allocated() / 2**20)
     (Path(run_dir) / MEMORY_FILE).write_text(json.dumps(memory))
