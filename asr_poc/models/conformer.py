@@ -2,10 +2,19 @@
 
 Log-mel features are computed inside the model, on its device. Decoding is greedy CTC: one argmax pass,
 no beam search and no language model, which is what makes it fast.
+
+Streaming mode (`streaming_chunk_ms` set; off by default, which keeps the full-context model unchanged): the
+same torchaudio layers are run by `chunked_encoder` with a chunked attention mask (each frame sees its own chunk
+and `left_chunks` chunks before it, never the future) and a causal depthwise convolution, as in WeNet's U2 and
+icefall's streaming conformers. With `dynamic_chunk_training`, each training batch draws its chunk size: full
+context half the time, else 1-25 frames, so one model serves full-context decoding (`transcribe`) and streaming
+(`stream_step`, chunk by chunk with cached left context). The conv subsampling looks 3 (4x) or 7 (8x) feature
+frames ahead of its output frame: that ends within the chunk's last hop, so the only look-ahead beyond a chunk is
+the STFT window's (`frontend_delay_ms`, 2.5 ms at 16 kHz).
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -13,13 +22,17 @@ from pydantic import Field, model_validator
 from torch import nn
 from torchaudio.models import Conformer
 
-from .interface import BaseASRModel, ModelConfig
+from .interface import BaseASRModel, ModelConfig, StreamingLogMel
 
 SIZES: dict[str, dict[str, int]] = {
     "xs": dict(encoder_dim=144, num_heads=4, num_layers=4, ffn_dim=576, kernel_size=15),  # ~2.5M parameters
     "s": dict(encoder_dim=256, num_heads=4, num_layers=6, ffn_dim=1024, kernel_size=31),  # ~10M
     "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31),  # ~30M
 }
+
+
+FEATURE_HOP_MS = 10  # the default log-mel hop (160 samples at 16 kHz); chunk sizes are checked against it
+DYNAMIC_MAX_CHUNK = 25  # dynamic chunk training draws chunks of 1..25 encoder frames (WeNet's choice)
 
 
 class ConformerConfig(ModelConfig):
@@ -34,6 +47,9 @@ class ConformerConfig(ModelConfig):
     kernel_size: Optional[int] = Field(None, ge=3, le=127)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     subsampling: Literal[4, 8] = 4
+    streaming_chunk_ms: Optional[int] = Field(None, ge=40, le=5000)  # null: full context, no streaming
+    left_chunks: Optional[int] = Field(8, ge=0, le=1000)  # chunks of left context in streaming (null: all)
+    dynamic_chunk_training: bool = True  # train on random chunk sizes (and full context) so one model does both
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "ConformerConfig":
@@ -44,6 +60,10 @@ class ConformerConfig(ModelConfig):
             raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by num_heads ({self.num_heads})")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size ({self.kernel_size}) must be odd")
+        frame_ms = FEATURE_HOP_MS * self.subsampling
+        if self.streaming_chunk_ms is not None and self.streaming_chunk_ms % frame_ms:
+            raise ValueError(f"streaming_chunk_ms ({self.streaming_chunk_ms}) must be a multiple of {frame_ms} ms "
+                             f"(the encoder's frame: {FEATURE_HOP_MS} ms features x subsampling {self.subsampling})")
         return self
 
 
@@ -67,8 +87,85 @@ class ConvSubsampling(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.conv(x.unsqueeze(1))  # (B, C, T', F')
+        return self._project(x), self.output_lengths(lengths)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, f = x.shape
-        return self.proj(x.transpose(1, 2).reshape(b, t, c * f)), self.output_lengths(lengths)
+        return self.proj(x.transpose(1, 2).reshape(b, t, c * f))
+
+    def stream(self, x: torch.Tensor, pending: list, final: bool = False) -> torch.Tensor:
+        """New feature frames (1, T, F) -> the output frames they complete; `pending[i]` holds layer i's unused input.
+
+        Gives exactly `forward`'s frames: each layer's zero padding is one zero frame before the first input frame
+        and, at `final`, one after the last.
+        """
+        x = x.unsqueeze(1)  # (1, 1, T, F)
+        for i in range(self.layers):
+            conv, act = self.conv[2 * i], self.conv[2 * i + 1]
+            if pending[i] is None:
+                pending[i] = x.new_zeros(1, conv.in_channels, 1, x.shape[-1])
+            buf = torch.cat([pending[i], x] + ([torch.zeros_like(pending[i][:, :, :1])] if final else []), dim=2)
+            n = max(0, (buf.shape[2] - 3) // 2 + 1)
+            pending[i] = buf[:, :, 2 * n :]
+            x = act(F.conv2d(buf[:, :, : 2 * n + 1], conv.weight, conv.bias, stride=2, padding=(0, 1))) if n else \
+                x.new_zeros(1, conv.out_channels, 0, (x.shape[-1] - 1) // 2 + 1)
+        return self._project(x)
+
+
+def chunk_attention_mask(lengths: torch.Tensor, frames: int, chunk: Optional[int], left_chunks: Optional[int],
+                         num_heads: int) -> torch.Tensor:
+    """Boolean mask (B*heads, T, T), True = may not attend: padding, the future beyond a frame's chunk, and chunks
+    more than `left_chunks` back. `chunk=None` leaves only padding (full context). A frame always sees itself."""
+    idx = torch.arange(frames, device=lengths.device)
+    blocked = torch.zeros(frames, frames, dtype=torch.bool, device=lengths.device)
+    if chunk is not None:
+        ci = idx // chunk
+        blocked = ci[None, :] > ci[:, None]
+        if left_chunks is not None:
+            blocked |= ci[None, :] < ci[:, None] - left_chunks
+    mask = blocked[None] | (idx[None, :] >= lengths[:, None])[:, None, :]
+    mask &= ~torch.eye(frames, dtype=torch.bool, device=lengths.device)  # no row is all masked (padding rows)
+    return mask.repeat_interleave(num_heads, dim=0)
+
+
+def causal_convolution(module: nn.Module, x: torch.Tensor, history: Optional[torch.Tensor] = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """torchaudio's conformer convolution module with its depthwise convolution made causal (left padding only).
+
+    x: (B, T, D); `history` holds the last kernel-1 frames entering the depthwise convolution (zeros at the start).
+    Returns the output (B, T, D) and the new history.
+    """
+    pointwise1, glu, depthwise, *rest = module.sequential
+    y = glu(pointwise1(module.layer_norm(x).transpose(1, 2)))  # (B, C, T)
+    k = depthwise.kernel_size[0]
+    if history is None:
+        history = y.new_zeros(y.shape[0], y.shape[1], k - 1)
+    y = torch.cat([history, y], dim=2)
+    history = y[:, :, y.shape[2] - (k - 1) :]
+    y = F.conv1d(y, depthwise.weight, depthwise.bias, groups=depthwise.groups)
+    for m in rest:  # batch norm, SiLU, pointwise convolution, dropout
+        y = m(y)
+    return y.transpose(1, 2), history
+
+
+def conformer_layer(layer: nn.Module, x: torch.Tensor, attn_mask: Optional[torch.Tensor],
+                    left: Optional[torch.Tensor] = None, history: Optional[torch.Tensor] = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One torchaudio `ConformerLayer` (its weights, its order: ffn/2, attention, convolution, ffn/2, norm) with an
+    attention mask, a causal convolution, and optional cached left context `left` (B, L, D) of attention inputs.
+
+    Returns (output (B, T, D), this call's attention inputs (for the next chunk's cache), convolution history).
+    """
+    x = x + 0.5 * layer.ffn1(x)
+    q = layer.self_attn_layer_norm(x)
+    kv = q if left is None else torch.cat([left, q], dim=1)
+    a, _ = layer.self_attn(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), attn_mask=attn_mask,
+                           need_weights=False)
+    x = x + layer.self_attn_dropout(a.transpose(0, 1))
+    c, history = causal_convolution(layer.conv_module, x, history)
+    x = x + c
+    x = x + 0.5 * layer.ffn2(x)
+    return layer.final_layer_norm(x), q, history
 
 
 class ConformerCTC(BaseASRModel):
@@ -87,27 +184,90 @@ class ConformerCTC(BaseASRModel):
         )
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.encoder_dim, len(self.tokenizer))
+        # streaming mode: chunks of `chunk_frames` encoder frames
+        self.streaming = c.streaming_chunk_ms is not None
+        self.num_heads, self.left_chunks, self.dynamic_chunks = c.num_heads, c.left_chunks, c.dynamic_chunk_training
+        frame_ms = 1000.0 * self.features.hop_length * c.subsampling / self.sample_rate
+        self.chunk_frames = max(1, round(c.streaming_chunk_ms / frame_ms)) if self.streaming else None
+        self.chunk_ms = self.chunk_frames * frame_ms if self.streaming else 0.0
+        self.lookahead_ms = 0.0  # the subsampling's look-ahead ends inside the chunk (see the module docstring)
 
-    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Waveforms (B, T) -> CTC logits (B, frames, vocab) and frame lengths."""
+    def chunked_encoder(self, x: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int]) -> torch.Tensor:
+        """The encoder of streaming mode over whole utterances: chunk mask (None: full context), causal convs."""
+        mask = chunk_attention_mask(lengths, x.shape[1], chunk, self.left_chunks, self.num_heads)
+        for layer in self.encoder.conformer_layers:
+            x, _, _ = conformer_layer(layer, x, mask)
+        return x
+
+    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms (B, T) -> CTC logits (B, frames, vocab) and frame lengths.
+
+        In streaming mode `chunk` (encoder frames) limits attention as streaming does; None is full context.
+        """
         feats, feat_lengths = self.frontend(waveforms, lengths)
         x, x_lengths = self.subsampling(feats, feat_lengths)
         x_lengths = x_lengths.clamp(max=x.shape[1])
-        x, x_lengths = self.encoder(x, x_lengths)
+        if self.streaming:
+            x = self.chunked_encoder(x, x_lengths, chunk)
+        else:
+            x, x_lengths = self.encoder(x, x_lengths)
         return self.head(self.dropout(x)), x_lengths
+
+    def training_chunk(self) -> Optional[int]:
+        """The chunk size of a training batch: dynamic (full context half the time, else 1-25 frames) or fixed."""
+        if not self.dynamic_chunks:
+            return self.chunk_frames
+        if torch.rand(()) < 0.5:
+            return None
+        return int(torch.randint(1, DYNAMIC_MAX_CHUNK + 1, ()))
 
     def forward(self, batch: dict) -> torch.Tensor:
         device = self.device
-        logits, lengths = self.encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device))
+        chunk = self.training_chunk() if self.streaming else None
+        logits, lengths = self.encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device), chunk)
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)  # (frames, B, vocab)
         return F.ctc_loss(log_probs, batch["tokens"].to(device), lengths, batch["token_lengths"].to(device),
                           blank=self.tokenizer.blank_id, reduction="mean", zero_infinity=True)
 
     @torch.inference_mode()
-    def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        logits, out_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device))
+    def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None) -> list[str]:
+        """Greedy CTC; a streaming-mode model uses full context unless `chunk` (encoder frames) is given."""
+        logits, out_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device), chunk)
         best = logits.argmax(-1).cpu()
         return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(out_lengths.cpu())]
+
+    # --- streaming ---------------------------------------------------------------------------------------------
+    def init_stream_state(self) -> dict[str, Any]:
+        if not self.streaming:
+            return super().init_stream_state()
+        if getattr(self, "_stream_features", None) is None:
+            self._stream_features = StreamingLogMel(self.frontend)
+        layers = len(self.encoder.conformer_layers)
+        return {"features": self._stream_features.init_state(), "subsampling": [None] * self.subsampling.layers,
+                "frames": None, "left": [None] * layers, "history": [None] * layers, "last": self.tokenizer.blank_id,
+                "tokens": []}
+
+    @torch.inference_mode()
+    def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
+        """Encode every complete chunk (at `final`, also the last partial one) and extend the greedy CTC text."""
+        feats = self._stream_features(samples, state["features"], final).to(self.device)
+        x = self.subsampling.stream(feats.unsqueeze(0), state["subsampling"], final)
+        frames = x if state["frames"] is None else torch.cat([state["frames"], x], dim=1)
+        while frames.shape[1] >= self.chunk_frames or (final and frames.shape[1] > 0):
+            chunk, frames = frames[:, : self.chunk_frames], frames[:, self.chunk_frames :]
+            for i, layer in enumerate(self.encoder.conformer_layers):
+                chunk, q, state["history"][i] = conformer_layer(layer, chunk, None, state["left"][i],
+                                                                state["history"][i])
+                left = q if state["left"][i] is None else torch.cat([state["left"][i], q], dim=1)
+                keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
+                state["left"][i] = left if keep is None else left[:, left.shape[1] - keep :]
+            for token in self.head(chunk)[0].argmax(-1).tolist():  # CTC: merge repeats (across chunks), drop blanks
+                if token != state["last"] and token != self.tokenizer.blank_id:
+                    state["tokens"].append(token)
+                state["last"] = token
+        state["frames"] = frames
+        return self.tokenizer.decode(state["tokens"]), state
 
 
 MODEL = ConformerCTC

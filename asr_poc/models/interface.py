@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
+import torchaudio
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -65,6 +66,37 @@ class BaseASRModel(nn.Module, ABC):
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Batched greedy decoding of padded waveforms (B, T) at `sample_rate`."""
 
+    # --- streaming (models whose `streaming` is True) ---------------------------------------------------------
+    # A streaming model consumes audio in chunks of `chunk_ms`, each decodable once `lookahead_ms` more audio (and
+    # the log-mel window's own `frontend_delay_ms`) has arrived, and carries its state from chunk to chunk:
+    #
+    #     state = model.init_stream_state()
+    #     text, state = model.stream_step(samples, state)               # any number of new samples, any times
+    #     text, state = model.stream_step(empty, state, final=True)     # flush: the last partial chunk
+    #
+    # `stream_step` runs the encoder on every chunk completed by the new samples and returns the whole hypothesis so
+    # far (not a delta). `Transcriber.open_stream()` wraps this for PCM from files or a microphone.
+    chunk_ms: float = 0.0
+    lookahead_ms: float = 0.0
+
+    @property
+    def frontend_delay_ms(self) -> float:
+        """Audio needed beyond a frame's end before it can be computed: half the STFT window minus the hop."""
+        return 1000.0 * max(0, self.features.n_fft // 2 - self.features.hop_length) / self.sample_rate
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        """Worst-case wait, by construction, from speech to the step that decodes it: chunk + look-ahead + frontend."""
+        return self.chunk_ms + self.lookahead_ms + self.frontend_delay_ms
+
+    def init_stream_state(self) -> Any:
+        """A fresh decoding state for one stream (streaming models override this)."""
+        raise NotImplementedError(f"model {self.name!r} does not stream; Transcriber re-decodes it instead")
+
+    def stream_step(self, samples: torch.Tensor, state: Any, final: bool = False) -> tuple[str, Any]:
+        """Feed new samples (1-D, at `sample_rate`); returns (hypothesis so far, new state)."""
+        raise NotImplementedError(f"model {self.name!r} does not stream; Transcriber re-decodes it instead")
+
     @torch.no_grad()
     def inference(self, waveform: Any) -> str:
         """Transcribe one waveform (1-D array or tensor of samples at `sample_rate`)."""
@@ -117,3 +149,46 @@ class BaseASRModel(nn.Module, ABC):
         model = get_model_class(state["model_name"])(state["config"])
         model.load_state_dict(state["state_dict"])
         return model.to(device).eval()
+
+
+class StreamingLogMel:
+    """Log-mel frames computed incrementally: exactly the frames `LogMel` computes on the whole waveform.
+
+    `LogMel` centres its STFT windows (`center=True`, reflect padding of n_fft/2 at both ends). Here the left
+    padding is added once n_fft/2 + 1 samples have arrived, each frame is computed as soon as its window is
+    complete, and `final=True` adds the right padding. A frame therefore waits n_fft/2 - hop samples after its
+    hop ends (2.5 ms at 16 kHz with n_fft 400, hop 160): `BaseASRModel.frontend_delay_ms`.
+    """
+
+    def __init__(self, frontend: LogMel):
+        f = frontend.features
+        self.n_fft, self.hop, self.pad = f.n_fft, f.hop_length, f.n_fft // 2
+        self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=f.n_fft, hop_length=f.hop_length, center=False,
+                                                             power=2.0)
+        self.mel_scale = frontend.mel.mel_scale  # the same filter bank as the offline frontend
+
+    def init_state(self) -> dict:
+        return {"pending": torch.zeros(0), "tail": torch.zeros(0), "started": False}
+
+    def __call__(self, samples: torch.Tensor, state: dict, final: bool = False) -> torch.Tensor:
+        """New samples -> the log-mel frames (frames, n_mels) that became complete; `state` is updated in place."""
+        samples = samples.detach().float().reshape(-1).cpu()
+        if samples.numel():
+            state["tail"] = torch.cat([state["tail"], samples])[-(self.pad + 1):]
+            state["pending"] = torch.cat([state["pending"], samples])
+        if not state["started"] and state["pending"].numel() > self.pad:
+            head = state["pending"][1 : self.pad + 1].flip(0)  # reflect padding, as torch.stft(center=True)
+            state["pending"], state["started"] = torch.cat([head, state["pending"]]), True
+        if final:
+            if not state["started"]:  # shorter than half a window: the offline frontend cannot read it either
+                state["pending"] = torch.zeros(0)
+                return torch.zeros(0, self.mel_scale.n_mels)
+            state["pending"] = torch.cat([state["pending"], state["tail"][-self.pad - 1 : -1].flip(0)])
+        pending = state["pending"]
+        if not state["started"] or pending.numel() < self.n_fft:
+            return torch.zeros(0, self.mel_scale.n_mels)
+        frames = (pending.numel() - self.n_fft) // self.hop + 1
+        power = self.spectrogram(pending[: (frames - 1) * self.hop + self.n_fft])
+        state["pending"] = pending[frames * self.hop :]
+        feats = self.mel_scale(power.to(self.mel_scale.fb.device)).clamp_min(1e-10).log10()
+        return ((feats + 4.0) / 4.0).transpose(0, 1)  # the normalisation of LogMel.forward

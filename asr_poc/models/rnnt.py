@@ -1,0 +1,206 @@
+"""RNN-T: a streaming transducer. Emformer encoder + LSTM predictor + joiner (torchaudio), rnnt_loss, greedy decoding.
+
+The encoder (torchaudio's `emformer_rnnt_model`) stacks `time_reduction` log-mel frames into one (40 ms with the
+default 10 ms hop and 4x) and runs Emformer layers over segments of `chunk_ms`, each seeing `left_context_ms` of
+cached left context and `lookahead_ms` of right context. Training runs all segments of an utterance in parallel
+(Emformer's block masks); streaming runs one segment per call with the same masks, so both give the same encoder
+frames. Greedy decoding walks the encoder frames, emitting up to `MAX_SYMBOLS_PER_FRAME` characters per frame, and
+carries the predictor's LSTM state, so it continues from one chunk to the next exactly where it stopped.
+
+Offline and streaming see the same audio: an utterance's reduced frames are padded with silence to whole segments,
+then `lookahead_ms` of silence (the last segment's right context), in both.
+
+Training adds an auxiliary CTC loss on the encoder frames (`ctc_weight`, as in icefall/ESPnet): a transducer
+trained from scratch otherwise learns its predictor (a language model) long before its encoder aligns to audio.
+The CTC head is used for training only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import torch
+import torchaudio
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torchaudio.models import emformer_rnnt_model
+
+from .interface import BaseASRModel, ModelConfig, StreamingLogMel
+
+SIZES: dict[str, dict[str, int]] = {
+    "xs": dict(encoder_dim=144, num_heads=4, num_layers=6, ffn_dim=576, predictor_dim=128, joiner_dim=256),  # ~1.8M
+    "s": dict(encoder_dim=256, num_heads=4, num_layers=12, ffn_dim=1024, predictor_dim=256, joiner_dim=512),  # ~10M
+    "m": dict(encoder_dim=384, num_heads=6, num_layers=16, ffn_dim=1536, predictor_dim=384, joiner_dim=640),  # ~30M
+}
+FEATURE_HOP_MS = 10  # the default log-mel hop; chunk and look-ahead are checked against it
+SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalisation: (log10(1e-10) + 4) / 4
+MAX_SYMBOLS_PER_FRAME = 4
+
+
+class RNNTConfig(ModelConfig):
+    """`models.rnn-t`: a size preset fills every dimension left null; chunk and look-ahead set the latency."""
+
+    size: Literal["xs", "s", "m"] = "xs"
+    input_dim: int = Field(80, ge=8, le=512)
+    encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
+    num_heads: Optional[int] = Field(None, ge=1, le=32)
+    num_layers: Optional[int] = Field(None, ge=1, le=48)
+    ffn_dim: Optional[int] = Field(None, ge=16, le=16384)
+    predictor_dim: Optional[int] = Field(None, ge=8, le=4096)  # embedding and LSTM width
+    joiner_dim: Optional[int] = Field(None, ge=8, le=4096)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    time_reduction: Literal[2, 4, 6, 8] = 4  # log-mel frames stacked into one encoder frame
+    chunk_ms: int = Field(160, ge=20, le=5000)  # streaming segment
+    lookahead_ms: int = Field(40, ge=0, le=2000)  # right context seen beyond each segment
+    left_context_ms: int = Field(1280, ge=0, le=60000)  # attention's left context
+    ctc_weight: float = Field(0.3, ge=0.0, lt=1.0)  # auxiliary CTC loss on the encoder: it learns to align sooner
+
+    @model_validator(mode="after")
+    def fill_from_size(self) -> "RNNTConfig":
+        for key, value in SIZES[self.size].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        if self.encoder_dim % self.num_heads:
+            raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.encoder_dim % self.time_reduction:
+            raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by time_reduction "
+                             f"({self.time_reduction})")
+        frame_ms = FEATURE_HOP_MS * self.time_reduction
+        for key in ("chunk_ms", "lookahead_ms", "left_context_ms"):
+            if getattr(self, key) % frame_ms:
+                raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms} ms (the encoder's "
+                                 f"frame: {FEATURE_HOP_MS} ms features x time_reduction {self.time_reduction})")
+        return self
+
+
+@dataclass
+class Hypothesis:
+    """Greedy decoding state: tokens so far, the predictor's output for the last token and its LSTM state."""
+
+    tokens: list[int] = field(default_factory=list)
+    predictor_out: Optional[torch.Tensor] = None  # (D,)
+    predictor_state: Optional[list[list[torch.Tensor]]] = None
+
+
+class EmformerRNNT(BaseASRModel):
+    """Emformer transducer over characters (the CTC blank doubles as the RNN-T blank and start symbol)."""
+
+    name = "rnn-t"
+    Config = RNNTConfig
+    streaming = True
+
+    def __init__(self, config: dict):
+        super().__init__(config)
+        c = RNNTConfig.model_validate({k: v for k, v in config.items() if k in RNNTConfig.model_fields})
+        frame_ms = 1000.0 * self.features.hop_length / self.sample_rate  # 10 ms
+        self.stride = c.time_reduction
+        self.segment = max(1, round(c.chunk_ms / (frame_ms * self.stride)))  # encoder frames per chunk
+        self.right = round(c.lookahead_ms / (frame_ms * self.stride))
+        self.chunk_ms = self.segment * self.stride * frame_ms
+        self.lookahead_ms = self.right * self.stride * frame_ms
+        self.model = emformer_rnnt_model(
+            input_dim=c.input_dim, encoding_dim=c.joiner_dim, num_symbols=len(self.tokenizer),
+            segment_length=self.segment * self.stride, right_context_length=self.right * self.stride,
+            time_reduction_input_dim=c.encoder_dim // self.stride, time_reduction_stride=self.stride,
+            transformer_num_heads=c.num_heads, transformer_ffn_dim=c.ffn_dim, transformer_num_layers=c.num_layers,
+            transformer_dropout=c.dropout, transformer_activation="gelu",
+            transformer_left_context_length=round(c.left_context_ms / (frame_ms * self.stride)),
+            transformer_max_memory_size=0, transformer_weight_init_scale_strategy="depthwise",
+            transformer_tanh_on_mem=False, symbol_embedding_dim=c.predictor_dim, num_lstm_layers=1,
+            lstm_layer_norm=True, lstm_layer_norm_epsilon=1e-5, lstm_dropout=c.dropout,
+        )
+        self.blank = self.tokenizer.blank_id
+        self.ctc_weight = c.ctc_weight
+        self.ctc_head = torch.nn.Linear(c.joiner_dim, len(self.tokenizer)) if c.ctc_weight > 0 else None
+        self._stream_features: Optional[StreamingLogMel] = None
+
+    # --- encoder -----------------------------------------------------------------------------------------------
+    def _pad_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut frames that do not fill an encoder frame, pad with silence to whole segments plus the right context."""
+        frames = feats.shape[1] // self.stride
+        segments = max(1, -(-frames // self.segment))
+        target = (segments * self.segment + self.right) * self.stride
+        feats = feats[:, : frames * self.stride]
+        pad = feats.new_full((feats.shape[0], target - feats.shape[1], feats.shape[2]), SILENCE)
+        return torch.cat([feats, pad], dim=1), lengths.clamp(max=frames * self.stride)
+
+    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Waveforms (B, T) -> encoder frames (B, frames, joiner_dim) and their lengths (all segments at once)."""
+        feats, feat_lengths = self.frontend(waveforms, lengths)
+        feats, feat_lengths = self._pad_features(feats, feat_lengths)
+        out, _ = self.model.transcribe(feats, feat_lengths)
+        return out, feat_lengths // self.stride
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        device = self.device
+        enc, enc_lengths = self.encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device))
+        enc = enc[:, : int(enc_lengths.max())]  # rnnt_loss wants the longest utterance to fill the frames
+        tokens, token_lengths = batch["tokens"].to(device), batch["token_lengths"].to(device)
+        start = torch.full_like(tokens[:, :1], self.blank)
+        pred, _, _ = self.model.predict(torch.cat([start, tokens], dim=1), token_lengths + 1, None)
+        logits, _, _ = self.model.join(enc, enc_lengths, pred, token_lengths + 1)  # (B, T, U + 1, vocab)
+        losses = torchaudio.functional.rnnt_loss(
+            logits.float(), tokens.int(), enc_lengths.int(), token_lengths.int(), blank=self.blank, reduction="none")
+        loss = (losses / token_lengths.clamp(min=1)).mean()  # per character, like CTC's "mean"
+        if self.ctc_head is None:
+            return loss
+        log_probs = self.ctc_head(enc).float().log_softmax(-1).transpose(0, 1)
+        ctc = F.ctc_loss(log_probs, tokens, enc_lengths, token_lengths, blank=self.blank, zero_infinity=True)
+        return (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
+
+    # --- greedy decoding ---------------------------------------------------------------------------------------
+    def _predict(self, token: int, hyp: Hypothesis) -> None:
+        x = torch.tensor([[token]], device=self.device)
+        out, _, hyp.predictor_state = self.model.predict(x, torch.tensor([1], device=self.device),
+                                                         hyp.predictor_state)
+        hyp.predictor_out = out[0, 0]
+
+    def greedy(self, enc: torch.Tensor, hyp: Optional[Hypothesis] = None) -> Hypothesis:
+        """Extend `hyp` over encoder frames (T, D): at each frame emit characters until the joiner says blank."""
+        if hyp is None:
+            hyp = Hypothesis()
+            self._predict(self.blank, hyp)
+        joiner = self.model.joiner
+        for frame in enc:
+            for _ in range(MAX_SYMBOLS_PER_FRAME):
+                token = int(joiner.linear(joiner.activation(frame + hyp.predictor_out)).argmax())
+                if token == self.blank:
+                    break
+                hyp.tokens.append(token)
+                self._predict(token, hyp)
+        return hyp
+
+    @torch.inference_mode()
+    def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        enc, enc_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device))
+        return [self.tokenizer.decode(self.greedy(enc[i, : int(n)]).tokens) for i, n in enumerate(enc_lengths)]
+
+    # --- streaming ---------------------------------------------------------------------------------------------
+    def init_stream_state(self) -> dict[str, Any]:
+        if self._stream_features is None:
+            self._stream_features = StreamingLogMel(self.frontend)
+        return {"features": self._stream_features.init_state(), "frames": None, "encoder": None, "hyp": None}
+
+    @torch.inference_mode()
+    def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
+        """Run the encoder on every segment whose look-ahead has arrived (at `final`, pad the rest with silence)."""
+        feats = self._stream_features(samples, state["features"], final).to(self.device)
+        frames = feats if state["frames"] is None else torch.cat([state["frames"], feats])
+        step, window = self.segment * self.stride, (self.segment + self.right) * self.stride
+        if final:  # as `_pad_features`: whole encoder frames, then silence up to whole segments + right context
+            usable = frames.shape[0] // self.stride * self.stride
+            segments = -(-usable // step)
+            target = segments * step + self.right * self.stride
+            frames = torch.cat([frames[:usable], frames.new_full((target - usable, frames.shape[1]), SILENCE)])
+        while frames.shape[0] >= window:
+            valid = min(step, usable - (frames.shape[0] - target)) if final else step  # real frames in this segment
+            enc, _, state["encoder"] = self.model.transcribe_streaming(
+                frames[None, :window], torch.tensor([window], device=self.device), state["encoder"])
+            state["hyp"] = self.greedy(enc[0, : valid // self.stride], state["hyp"])
+            frames = frames[step:]
+        state["frames"] = frames
+        hyp = state["hyp"]
+        return ("" if hyp is None else self.tokenizer.decode(hyp.tokens)), state
+
+
+MODEL = EmformerRNNT
