@@ -25,10 +25,10 @@ class LineChart:
     """A titled bqplot figure whose lines are addressed by name; `set_line` creates a line on first use."""
 
     def __init__(self, title: str, x_label: str = "step", y_label: str = "", log_y: bool = False,
-                 height: str = "240px", markers: bool = False):
+                 height: str = "240px", markers: bool = False, legend: bool = True):
         self.x_scale = bq.LinearScale()
         self.y_scale = bq.LogScale() if log_y else bq.LinearScale()
-        self.markers = markers
+        self.markers, self.legend = markers, legend
         # (num_ticks on a log axis breaks bqplot's rendering: "Cannot read properties of undefined")
         y_ticks = {} if log_y else {"num_ticks": 5}
         axes = [bq.Axis(scale=self.x_scale, label=x_label, num_ticks=5),
@@ -44,7 +44,7 @@ class LineChart:
         if name not in self.lines:
             color = color or PALETTE[len(self.lines) % len(PALETTE)]
             mark = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": self.x_scale, "y": self.y_scale},
-                            colors=[color], labels=[name], display_legend=True, stroke_width=1.5,
+                            colors=[color], labels=[name], display_legend=self.legend, stroke_width=1.5,
                             marker="circle" if self.markers else None, marker_size=24)
             self.lines[name] = mark
             self.figure.marks = [*self.figure.marks, mark]
@@ -65,12 +65,16 @@ class LineChart:
         return 0 if mark is None else len(mark.x)
 
     def keep_only(self, names: Sequence[str]) -> None:
-        """Remove every line not in `names`."""
+        """Remove every line not in `names` (closed, so the scales forget their points)."""
         gone = [n for n in self.lines if n not in names]
         if gone:
-            for n in gone:
-                del self.lines[n]
+            marks = [self.lines.pop(n) for n in gone]
             self.figure.marks = list(self.lines.values())
+            for mark in marks:
+                mark.close()
 
     def clear(self) -> None:
-        self.keep_only([])
+        """Empty every line (the lines stay, with their colours and legend)."""
+        for mark in self.lines.values():
+            with mark.hold_sync():
+                mark.x, mark.y = np.zeros(0), np.zeros(0)

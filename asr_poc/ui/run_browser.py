@@ -83,8 +83,8 @@ class RunBrowser(w.VBox):
         header = w.HBox([w.HTML(f"<b>{name}</b>", layout=w.Layout(width=width)) for name, width in COLUMNS])
         self.table = w.VBox([], layout=w.Layout(max_height="320px", overflow_y="auto"))
         self.table.add_class("asr-run-table")
-        self.loss_chart = LineChart("training loss of the ticked runs", y_label="loss", log_y=True)
-        self.cer_chart = LineChart("dev CER of the ticked runs", y_label="CER", markers=True)
+        self.loss_chart = LineChart("training loss of the ticked runs")
+        self.cer_chart = LineChart("dev CER of the ticked runs", markers=True)
         self.speed_chart = self._speed_figure()
         charts = w.GridBox([self.loss_chart.figure, self.cer_chart.figure, self.speed_chart],
                            layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(300px, 1fr))",
@@ -100,15 +100,33 @@ class RunBrowser(w.VBox):
 
     def _speed_figure(self) -> bq.Figure:
         self.speed_x, self.speed_y = bq.LogScale(), bq.LinearScale()
-        self.speed_points = bq.Scatter(x=[], y=[], names=[], display_names=False, colors=[PALETTE[0]],
-                                       scales={"x": self.speed_x, "y": self.speed_y}, default_size=48,
-                                       tooltip=bq.Tooltip(fields=["name", "x", "y"], labels=["run", "RTFx", "CER"],
-                                                          formats=["", ".0f", ".3f"]))
+        scales = {"x": self.speed_x, "y": self.speed_y}
+
+        def scatter(color: str, label: str) -> bq.Scatter:
+            return bq.Scatter(x=[], y=[], names=[], display_names=False, colors=[color], scales=scales,
+                              default_size=48, labels=[label], display_legend=True,
+                              tooltip=bq.Tooltip(fields=["name", "x", "y"], labels=["", "RTFx", "CER"],
+                                                 formats=["", ".0f", ".3f"]))
+
+        self.speed_points = scatter(PALETTE[0], "runs")
+        self.baseline_points = scatter(PALETTE[1], "baseline")
         axes = [bq.Axis(scale=self.speed_x, label="speed: RTFx (audio seconds per compute second)"),
-                bq.Axis(scale=self.speed_y, side="left", label="best dev CER", tick_format=".2f", num_ticks=5)]
-        return bq.Figure(marks=[self.speed_points], axes=axes, title="accuracy vs speed (all runs)",
+                bq.Axis(scale=self.speed_y, side="left", label="CER", tick_format=".2f", num_ticks=5)]
+        return bq.Figure(marks=[self.speed_points, self.baseline_points], axes=axes,
+                         title="accuracy vs speed (all runs)", legend_location="top-right",
                          animation_duration=0, fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 16},
                          layout=w.Layout(width="100%", height="240px", min_width="260px"))
+
+    def speed_points_of_runs(self) -> list[dict]:
+        """Accuracy-vs-speed points: `asr-poc bench` figures where a run was benchmarked (and the baseline),
+        else the run's own best dev CER and the speed of its last dev evaluation."""
+        try:
+            from ..bench.plot import accuracy_speed_points
+
+            return accuracy_speed_points(self.root)
+        except Exception:  # no bench module or unreadable results: the runs' own figures
+            return [{"kind": "run", "label": s["run"], "run": s["run"], "cer": s["best_cer"],
+                     "rtfx": 1 / s["rtf"] if s["rtf"] else None} for s in self.summaries.values()]
 
     # --- reading runs ------------------------------------------------------------------------------------------
     def history(self, run: Run) -> RunHistory:
@@ -119,7 +137,8 @@ class RunBrowser(w.VBox):
         self.histories[run.id] = (offset, history)
         return history
 
-    def refresh(self) -> None:
+    def refresh(self, speed: bool = True) -> None:
+        """Re-read the runs folder; `speed=False` skips the accuracy-vs-speed plot (it reads every run's evals)."""
         with self._lock:
             runs = list_runs(self.root)
             self.runs = {r.id: r for r in runs}
@@ -137,6 +156,8 @@ class RunBrowser(w.VBox):
                 self.rows[runs[0].id].tick.value = True  # show something: the newest run
             self.count.value = f"{len(runs)} run{'s' if len(runs) != 1 else ''} in <code>{html.escape(str(self.root))}</code>"
             self._draw()
+            if speed:
+                self._draw_speed()
 
     def selected(self) -> list[str]:
         return [run_id for run_id, row in self.rows.items() if row.tick.value and run_id in self.runs]
@@ -161,17 +182,22 @@ class RunBrowser(w.VBox):
         labels = [run_id[-22:] for run_id in chosen]
         self.loss_chart.keep_only(labels)
         self.cer_chart.keep_only(labels)
-        points = [(s["run"], 1 / s["rtf"], s["best_cer"]) for s in self.summaries.values()
-                  if s["run"] in self.runs and s["rtf"] and s["best_cer"] is not None]
-        with self.speed_points.hold_sync():
-            self.speed_points.x = [p[1] for p in points]
-            self.speed_points.y = [p[2] for p in points]
-            self.speed_points.names = [p[0] for p in points]
+
+    def _draw_speed(self) -> None:
+        points = [p for p in self.speed_points_of_runs() if p.get("rtfx") and p.get("cer") is not None]
+        for mark, kind in ((self.speed_points, ("run", "checkpoint")), (self.baseline_points, ("baseline",))):
+            chosen = [p for p in points if p["kind"] in kind]
+            with mark.hold_sync():
+                mark.x = [float(p["rtfx"]) for p in chosen]
+                mark.y = [float(p["cer"]) for p in chosen]
+                mark.names = [str(p["label"]) for p in chosen]
 
     def _loop(self, every: float) -> None:
+        ticks = 0
         while not self._closed.wait(every):
+            ticks += 1
             try:
-                self.refresh()
+                self.refresh(speed=ticks % 6 == 0)
             except Exception:
                 pass
 

@@ -72,7 +72,7 @@ class TestPanel(w.VBox):
         self._last_live = 0.0
         self.last_result: Optional[dict] = None
 
-        self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "80px"},
+        self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "92px"},
                                      layout=w.Layout(width="560px"))
         self.refresh_button = w.Button(icon="refresh", tooltip="list checkpoints again",
                                        layout=w.Layout(width="40px"))
@@ -98,9 +98,9 @@ class TestPanel(w.VBox):
         self.player_box = w.Box([])  # the player joins the page with the first audio (an empty one errors)
         super().__init__([
             w.HBox([self.checkpoint, self.refresh_button]),
-            w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="80px")), self.upload],
+            w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="100px")), self.upload],
                    layout=w.Layout(align_items="center")),
-            w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="80px")), self.mic],
+            w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="100px")), self.mic],
                    layout=w.Layout(align_items="center")),
             self.message, self.transcript, self.stats, self.player_box,
         ], layout=w.Layout(width="100%"))

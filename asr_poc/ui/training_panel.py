@@ -66,8 +66,8 @@ class TrainingPanel(w.VBox):
     # --- layout ------------------------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg, tc = self.base, self.base["training"]
-        style = {"description_width": "110px"}
-        lay = w.Layout(width="250px")
+        style = {"description_width": "120px"}
+        lay = w.Layout(width="270px")
         self.model = w.Dropdown(options=cfg["available_models"], value=cfg["model"], description="model",
                                 style=style, layout=lay)
         self.size = w.Dropdown(options=SIZES, value=self._size_of(cfg["model"]) or "xs", description="size",
@@ -81,9 +81,11 @@ class TrainingPanel(w.VBox):
         self.epochs = w.BoundedIntText(value=tc["epochs"], min=1, max=100_000, description="epochs", style=style,
                                        layout=lay)
         self.checkpoint_every = w.BoundedIntText(value=tc["checkpoint_every"], min=1, max=10_000,
-                                                 description="checkpoint every", style=style, layout=lay)
+                                                 description="checkpoint every", style=style, layout=lay,
+                                                 tooltip="write epoch-N.pt every this many epochs")
         self.minutes = w.BoundedFloatText(value=tc["max_minutes"] or 0, min=0, max=100_000, step=1,
-                                          description="minutes (0: no limit)", style=style, layout=lay)
+                                          description="time limit (min)", style=style, layout=lay,
+                                          tooltip="stop after this many minutes; 0: no limit")
         self.model.observe(self._model_changed, "value")
         self._model_changed()
         self.form = w.HBox([w.VBox([self.model, self.size, self.dataset]),
@@ -114,9 +116,9 @@ class TrainingPanel(w.VBox):
         self.message = w.HTML("")
         self.message.add_class("asr-message")
 
-        self.loss_chart = LineChart("training loss", y_label="loss", log_y=True)
-        self.lr_chart = LineChart("learning rate", y_label="lr")
-        self.eval_chart = LineChart("dev WER / CER (each epoch)", y_label="error rate", markers=True)
+        self.loss_chart = LineChart("training loss", legend=False)
+        self.lr_chart = LineChart("learning rate", legend=False)
+        self.eval_chart = LineChart("dev WER / CER (each epoch)", markers=True)
         self.loss_chart.figure.add_class("asr-loss-chart")
         self.charts_box = w.GridBox([self.loss_chart.figure, self.lr_chart.figure, self.eval_chart.figure],
                                     layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(300px, 1fr))",

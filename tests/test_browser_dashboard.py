@@ -1,0 +1,277 @@
+"""The Voila dashboard in headless Chromium (Debian's, never a downloaded one): load, Start and live curve,
+reload mid-run, Stop, an uploaded WAV and the (fake) microphone. Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from asr_poc.config import REPO_ROOT
+from asr_poc.training.launcher import stop_run
+from asr_poc.training.run import Run, list_runs
+from asr_poc.ui.serve import free_port, voila_command, voila_env
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+BASE_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update"]
+# A tiny model trains a step in milliseconds: the page, not the model, is under test here.
+BROWSER_CONFIG = """\
+models:
+  conformer: {encoder_dim: 32, num_heads: 2, num_layers: 1, ffn_dim: 64, kernel_size: 3, subsampling: 8}
+training: {batch_size: 8, eval_utterances: 4, warmup_steps: 2, num_threads: 1}
+"""
+# Resources the Voila page itself asks a CDN for (Font Awesome); this machine is offline on purpose.
+OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED")
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def playwright_sync():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def site(small_corpus: Path, trained_run: Run, tmp_path_factory: pytest.TempPathFactory):
+    """Voila serving notebooks/dashboard.ipynb on 127.0.0.1 with ASR_POC_ROOT in a temporary folder that holds
+    the small corpus as data/synthetic and a copy of the trained run under checkpoints/."""
+    root = tmp_path_factory.mktemp("dashboard-root")
+    (root / "data").mkdir()
+    (root / "data" / "synthetic").symlink_to(small_corpus, target_is_directory=True)
+    shutil.copytree(trained_run.path, root / "checkpoints" / trained_run.id)
+    (root / "browser.yaml").write_text(BROWSER_CONFIG)
+    port = free_port()
+    env = voila_env(root, str(root / "browser.yaml"))
+    log = open(root / "voila.log", "wb")
+    server = subprocess.Popen(voila_command(port), env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+
+    def up() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"voila exited: {(root / 'voila.log').read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for(up, 60, "voila to listen")
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield {"url": url, "root": root, "runs": root / "checkpoints", "trained": trained_run}
+    for run in list_runs(root / "checkpoints"):
+        if run.is_active:
+            stop_run(run, timeout=30)
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    log.close()
+
+
+class Page:
+    """A dashboard page with its JavaScript errors collected."""
+
+    def __init__(self, browser, url: str, **context_args):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 1000}, **context_args)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
+        self.page.on("console", lambda msg: self.errors.append(f"console: {msg.text}")
+                     if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
+        # failed requests are listed with their address; the offline CDN requests of Voila's page are expected
+        self.page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}")
+                     if not any(n in (r.failure or "") for n in OFFLINE_NOISE) else None)
+        self.url = url
+
+    def open(self) -> "Page":
+        self.page.goto(self.url, timeout=180_000)
+        self.page.wait_for_selector(".asr-training-panel .asr-start", timeout=180_000)
+        return self
+
+    def shot(self, name: str) -> Path:
+        path = ARTIFACTS / f"dashboard-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def loss_points(self) -> int:
+        """Points of the training-loss line, counted in its SVG path."""
+        return self.page.evaluate("""() => {
+            const path = document.querySelector('.asr-training-panel .asr-loss-chart path.line');
+            const d = path ? (path.getAttribute('d') || '') : '';
+            return d ? (d.match(/[ML]/g) || []).length : 0;
+        }""")
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+    def upload(self, path: Path) -> None:
+        """Choose `path` in the upload button's file dialog (its <input> is not in the page)."""
+        with self.page.expect_file_chooser() as chooser:
+            self.page.click(".asr-upload")
+        chooser.value.set_files(str(path))
+
+    def tab(self, title: str) -> None:
+        self.page.click(f".lm-TabBar-tab:has-text('{title}')")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_sync):
+    browser = playwright_sync.chromium.launch(executable_path=CHROMIUM, args=BASE_FLAGS)
+    yield browser
+    browser.close()
+
+
+def test_page_loads_without_javascript_errors(site, browser):
+    page = Page(browser, site["url"]).open()
+    try:
+        page.page.wait_for_selector(".asr-loss-chart svg", timeout=30_000)
+        for tab in ("Runs", "Test", "Training"):
+            page.tab(tab)
+            page.page.wait_for_timeout(800)
+        assert site["trained"].id in page.text(".asr-training-panel .asr-status"), "the newest run is shown"
+        page.shot("01-loaded")
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_start_grows_the_curve_reload_shows_history_and_stop_checkpoints(site, browser):
+    page = Page(browser, site["url"]).open()
+    second = None
+    try:
+        page.page.click(".asr-start")
+        page.page.wait_for_selector(".asr-status:has-text('running')", timeout=60_000)
+        first = wait_for(lambda: page.loss_points() >= 3 and page.loss_points(), 120, "the loss curve to gain points")
+        later = wait_for(lambda: page.loss_points() > first and page.loss_points(), 60, "more points")
+        assert later > first
+        assert page.page.is_disabled(".asr-start") and page.page.is_enabled(".asr-stop")
+        page.shot("02-training")
+
+        # reload mid-run: the page attaches to the running run and shows its history
+        page.page.reload()
+        page.page.wait_for_selector(".asr-status:has-text('running')", timeout=180_000)
+        wait_for(lambda: page.loss_points() >= later, 60, "the whole history after a reload")
+        # a second browser sees the same run, and cannot start another one
+        second = Page(browser, site["url"]).open()
+        second.page.wait_for_selector(".asr-status:has-text('running')", timeout=60_000)
+        assert second.page.is_disabled(".asr-start")
+        page.shot("03-reloaded")
+
+        page.page.click(".asr-stop")
+        page.page.wait_for_selector(".asr-status:has-text('stopped')", timeout=90_000)
+        runs = [r for r in list_runs(site["runs"]) if r.id != site["trained"].id]
+        assert len(runs) == 1 and runs[0].status["state"] == "stopped" and runs[0].last_checkpoint.is_file()
+        assert page.page.is_enabled(".asr-resume") and page.page.is_enabled(".asr-start")
+        page.shot("04-stopped")
+        assert page.errors == [] and second.errors == []
+    finally:
+        page.close()
+        if second is not None:
+            second.close()
+
+
+def held_out_utterance(trained: Run) -> tuple[Path, str]:
+    """A test-split (unseen voice) WAV of the corpus the trained run learnt from, and its text."""
+    corpus = Path(trained.config["datasets"]["synthetic"]["path"])
+    test_ids = [line.split("|")[0] for line in (corpus / "splits.csv").read_text().splitlines()
+                if line.endswith("|test")]
+    texts = {line.split("|")[0]: line.split("|")[2] for line in (corpus / "metadata.csv").read_text().splitlines()}
+    durations = {i: sf.info(str(corpus / "wavs" / f"{i}.wav")).duration for i in test_ids}
+    best = max((i for i in test_ids if durations[i] < 4.0), key=lambda i: durations[i])
+    return corpus / "wavs" / f"{best}.wav", texts[best]
+
+
+def choose_trained_checkpoint(page: Page, trained: Run) -> None:
+    page.tab("Test")
+    select = page.page.wait_for_selector(".asr-test-panel select", timeout=30_000)
+    label = next(o for o in select.eval_on_selector_all("option", "os => os.map(o => o.textContent)")
+                 if o.startswith(trained.id) and "best.pt" in o)
+    page.page.select_option(".asr-test-panel select", label=label)
+
+
+def test_an_uploaded_wav_gets_a_transcript(site, browser):
+    wav, text = held_out_utterance(site["trained"])
+    page = Page(browser, site["url"]).open()
+    try:
+        choose_trained_checkpoint(page, site["trained"])
+        bad = site["root"] / "not-audio.wav"
+        bad.write_bytes(b"hello, I am not a sound" * 50)
+        page.upload(bad)
+        page.page.wait_for_selector(".asr-test-message:has-text('cannot be used')", timeout=60_000)
+        page.shot("05-bad-upload")
+
+        page.upload(wav)
+        page.page.wait_for_selector(".asr-stats:has-text('real-time factor')", timeout=60_000)
+        heard = page.text(".asr-transcript").strip()
+        page.page.wait_for_selector("audio.asr-player", timeout=10_000)
+        page.shot("06-upload-transcript")
+        cer = jiwer.cer(text, heard)
+        print(f"upload: said {text!r}, heard {heard!r}, CER {cer:.2f}")
+        assert heard and cer < 0.6
+        assert page.errors == []
+    finally:
+        page.close()
+
+
+def test_the_microphone_gets_a_transcript(site, playwright_sync, tmp_path: Path):
+    """Chromium's fake microphone plays an espeak-ng WAV of an unseen voice into the recorder widget."""
+    wav, text = held_out_utterance(site["trained"])
+    samples, rate = sf.read(str(wav), dtype="float32")
+    samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, 48000).numpy()
+    padded = np.concatenate([np.zeros(4800, np.float32), samples, np.zeros(24000, np.float32)])
+    fake = tmp_path / "speech-48k.wav"
+    sf.write(str(fake), padded, 48000, subtype="PCM_16")
+    seconds = len(padded) / 48000
+    browser = playwright_sync.chromium.launch(executable_path=CHROMIUM, args=[
+        *BASE_FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake}%noloop"])
+    try:
+        page = Page(browser, site["url"], permissions=["microphone"]).open()
+        choose_trained_checkpoint(page, site["trained"])
+        page.page.click(".asr-mic-button")
+        page.page.wait_for_selector(".asr-mic-button:has-text('Stop')", timeout=20_000)
+        page.page.wait_for_timeout(int(seconds * 1000 * 0.6))
+        page.shot("07-microphone-recording")
+        page.page.wait_for_timeout(int(seconds * 1000 * 0.4) + 500)
+        page.page.click(".asr-mic-button")
+        page.page.wait_for_selector(".asr-stats:has-text('microphone')", timeout=60_000)
+        heard = page.text(".asr-transcript").strip()
+        page.shot("08-microphone-transcript")
+        cer = jiwer.cer(text, heard)
+        print(f"microphone: said {text!r}, heard {heard!r}, CER {cer:.2f}; {page.text('.asr-stats')}")
+        assert heard and cer < 0.7
+        assert page.errors == []
+    finally:
+        browser.close()
