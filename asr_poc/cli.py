@@ -169,6 +169,12 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_dashboard(args) -> int:
+    from .ui.serve import serve
+
+    return serve(port=args.port, open_browser=args.open, config=args.config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -236,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full result as JSON (no progress output)")
     _add_config_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("dashboard", help="serve the dashboard (Voila) on 127.0.0.1, without the code cells")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--open", action="store_true", help="open it in the default browser too")
+    p.add_argument("--config", help="YAML file merged over configs/default.yaml for the runs it starts")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a checkpoint, one line per file")
     p.add_argument("checkpoint")
