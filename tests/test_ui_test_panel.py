@@ -123,7 +123,7 @@ class FakeSession:
     def push(self, pcm: np.ndarray) -> FakeResult:
         self.pushed.append(pcm)
         seconds = sum(len(p) for p in self.pushed) / 16000
-        return FakeResult(f"heard {seconds:.1f}", False, seconds, 0.001 * len(self.pushed))
+        return FakeResult(f"heard {seconds:.1f}", False, seconds, 0.001)
 
     def finish(self) -> FakeResult:
         seconds = sum(len(p) for p in self.pushed) / 16000
@@ -133,7 +133,7 @@ class FakeSession:
 def test_a_streaming_model_shows_partial_text_while_recording(panel: TestPanel, monkeypatch):
     transcriber = panel.transcriber()
     session = FakeSession()
-    monkeypatch.setattr(transcriber, "open_stream", lambda: session, raising=False)
+    monkeypatch.setattr(transcriber, "open_stream", lambda source_rate=None: session, raising=False)
     audio = (speech_like(1.0) * 32767).astype(np.int16)
     mic = panel.mic
     mic._handle_message(mic, {"type": "start"}, [])
@@ -148,7 +148,10 @@ def test_a_streaming_model_shows_partial_text_while_recording(panel: TestPanel, 
     flush(panel)
     assert np.array_equal(np.concatenate(session.pushed), audio), "every sample pushed once, in order"
     assert len(session.pushed) <= 5, "chunks are batched between partial transcripts"
-    assert "final 1.0" in panel.transcript.value and panel.last_result["compute_seconds"] == 0.002
+    pushes = len(session.pushed)
+    assert "final 1.0" in panel.transcript.value
+    assert panel.last_result["compute_seconds"] == pytest.approx(0.001 * pushes + 0.002), \
+        "compute of every push and of finish() is summed"
 
 
 def test_an_empty_recording_and_a_refused_microphone_are_explained(panel: TestPanel):

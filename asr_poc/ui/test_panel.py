@@ -70,6 +70,7 @@ class TestPanel(w.VBox):
         self._session: Any = None
         self._session_transcriber: Optional[Transcriber] = None
         self._last_live = 0.0
+        self._stream_compute = 0.0
         self.last_result: Optional[dict] = None
 
         self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "92px"},
@@ -174,8 +175,9 @@ class TestPanel(w.VBox):
             self.mic.stop()
             return
         self._session_transcriber = transcriber
+        self._stream_compute = 0.0
         if hasattr(transcriber, "open_stream"):
-            self._session = transcriber.open_stream()
+            self._session = transcriber.open_stream(source_rate=self.mic.sample_rate)
             self.show_message("listening: the text follows your speech", "info")
         else:
             self.show_message("listening: the transcript comes when you press Stop", "info")
@@ -210,6 +212,7 @@ class TestPanel(w.VBox):
             return
         try:
             partial = self._session.push(pcm)
+            self._stream_compute += partial.compute_seconds  # each result counts its own call only
         except Exception as err:
             self.show_message(html.escape(f"streaming failed: {type(err).__name__}: {err}"), "error")
             self._session = None
@@ -217,7 +220,7 @@ class TestPanel(w.VBox):
         self.transcript.value = (f"<span class='asr-partial' style='color:#555'>{html.escape(partial.text)}</span>"
                                  if partial.text else "<i>...</i>")
         self.stats.value = (f"recording: {seconds:.1f} s · live text after each chunk, "
-                            f"{partial.compute_seconds:.3f} s of compute so far")
+                            f"{self._stream_compute:.3f} s of compute so far")
 
     def _mic_stopped(self, audio: np.ndarray) -> None:
         self.submit(self._finish_recording, audio)
@@ -234,9 +237,9 @@ class TestPanel(w.VBox):
             if self._session is not None:
                 rest = self._take_pending()
                 if len(rest):
-                    self._session.push(rest)
+                    self._stream_compute += self._session.push(rest).compute_seconds
                 final = self._session.finish()
-                text, compute = final.text, final.compute_seconds
+                text, compute = final.text, self._stream_compute + final.compute_seconds
                 seconds = len(audio) / rate
             else:
                 result = transcriber.transcribe(audio, source_rate=rate)
