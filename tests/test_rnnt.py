@@ -1,0 +1,141 @@
+"""RNN-T (Emformer transducer): presets, config checks, a loss that falls, streaming = full-utterance greedy decoding,
+checkpoints, and `asr-poc train --model rnn-t` end to end."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from asr_poc.cli import main
+from asr_poc.config import ConfigError, dataset_section, load_config
+from asr_poc.datasets.interface import collate_fn
+from asr_poc.inference import Transcriber
+from asr_poc.models.interface import BaseASRModel
+from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
+from asr_poc.plugins import get_dataset_class, get_model_class
+from asr_poc.text import CharTokenizer
+from asr_poc.training.run import Run
+
+# Small enough to overfit four utterances in well under a minute on two busy cores.
+SMALL = dict(encoder_dim=64, num_heads=2, num_layers=2, ffn_dim=256, predictor_dim=64, joiner_dim=128, dropout=0.0)
+STEPS = 60
+
+
+def build(vocab: dict, **overrides) -> EmformerRNNT:
+    return EmformerRNNT({**RNNTConfig(**overrides).model_dump(), "vocab": vocab})
+
+
+def shortest_utterances(corpus, n: int = 4) -> list[dict]:
+    cfg = load_config(None, [f"datasets.synthetic.path={corpus}"])
+    ds = get_dataset_class("synthetic")(dataset_section(cfg), "train")
+    durations = ds.durations()
+    return [ds[i] for i in sorted(range(len(ds)), key=durations.__getitem__)[:n]]
+
+
+def overfit(model: BaseASRModel, items: list[dict], steps: int, lr: float = 2e-3) -> list[float]:
+    """Adam with 10 warm-up steps on one batch; returns the losses."""
+    torch.manual_seed(0)
+    batch = collate_fn(items, model.tokenizer)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10))
+    model.train()
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@pytest.fixture(scope="module")
+def overfitted(small_corpus):
+    items = shortest_utterances(small_corpus)
+    torch.manual_seed(0)
+    model = build(CharTokenizer.from_texts([it["text"] for it in items]).vocab, **SMALL)
+    losses = overfit(model, items, STEPS)
+    return model.eval(), items, losses
+
+
+@pytest.mark.parametrize("size, low, high", [("xs", 1e6, 3e6), ("s", 8e6, 13e6), ("m", 25e6, 36e6)])
+def test_size_presets(size, low, high):
+    assert low < build(CharTokenizer.from_texts(["a b"]).vocab, size=size).num_parameters() < high
+
+
+def test_streaming_attributes_follow_the_config():
+    model = build(CharTokenizer.from_texts(["a b"]).vocab, chunk_ms=320, lookahead_ms=80)
+    assert model.streaming and model.chunk_ms == 320 and model.lookahead_ms == 80
+    assert model.algorithmic_latency_ms == pytest.approx(320 + 80 + 2.5)  # + half a 25 ms window less the hop
+
+
+@pytest.mark.parametrize("override, message", [
+    ("models.rnn-t.chunk_ms=150", "models.rnn-t: chunk_ms (150) must be a multiple of 40 ms"),
+    ("models.rnn-t.lookahead_ms=30", "models.rnn-t: lookahead_ms (30) must be a multiple of 40 ms"),
+    ("models.rnn-t.lookahead_ms=-40", "models.rnn-t.lookahead_ms = -40: Input should be greater than or equal to 0"),
+    ("models.rnn-t.chunk_ms=0", "models.rnn-t.chunk_ms = 0: Input should be greater than or equal to 20"),
+    ("models.rnn-t.num_heads=5", "models.rnn-t: encoder_dim (144) must be divisible by num_heads (5)"),
+    ("models.rnn-t.chunk_size=3", "models.rnn-t.chunk_size: unknown key"),
+])
+def test_config_errors_name_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model=rnn-t", override], check_data=False)
+    assert any(line.startswith(message) for line in err.value.problems), err.value.problems
+
+
+def test_time_reduction_changes_the_frame_the_chunks_are_checked_against():
+    cfg = load_config(None, ["model=rnn-t", "models.rnn-t.time_reduction=2", "models.rnn-t.chunk_ms=100",
+                             "models.rnn-t.lookahead_ms=20", "models.rnn-t.left_context_ms=400"], check_data=False)
+    assert cfg["models"]["rnn-t"]["chunk_ms"] == 100
+
+
+def test_loss_falls_when_overfitting_a_batch(overfitted):
+    _, _, losses = overfitted
+    assert losses[-1] < 0.3 * losses[0], losses[::10]
+
+
+def test_streaming_decoding_equals_full_utterance_greedy(overfitted):
+    model, items, _ = overfitted
+    texts = []
+    for item in items:
+        wav = item["waveform"]
+        offline = model.inference(wav)
+        for size in (1, 333, wav.numel()):
+            state = model.init_stream_state()
+            head = 1600 if size == 1 else 0  # sample by sample for the first 0.1 s, then larger pieces
+            pieces = [wav[i : i + 1] for i in range(head)] + [wav[i : i + max(size, 1)]
+                                                               for i in range(head, wav.numel(), max(size, 1))]
+            partials = []
+            for piece in pieces:
+                text, state = model.stream_step(piece, state)
+                partials.append(text)
+            text, state = model.stream_step(torch.zeros(0), state, final=True)
+            assert text == offline, (size, text, offline)
+            assert all(text.startswith(p) for p in partials)  # a greedy transducer only extends its hypothesis
+        texts.append(offline)
+    assert sum(bool(t) for t in texts) >= 2, texts  # the model learned something: the comparison is not trivial
+
+
+def test_checkpoint_rebuilds_the_streaming_model(overfitted, tmp_path):
+    model, items, _ = overfitted
+    model.save_checkpoint(tmp_path / "r.pt")
+    loaded = BaseASRModel.from_checkpoint(tmp_path / "r.pt")
+    assert isinstance(loaded, get_model_class("rnn-t")) and loaded.streaming
+    assert [loaded.inference(it["waveform"]) for it in items] == [model.inference(it["waveform"]) for it in items]
+
+
+def test_asr_poc_train_model_rnn_t_end_to_end(small_corpus, tmp_path, capsys):
+    sets = [f"datasets.synthetic.path={small_corpus}", "training.max_steps=3", "training.eval_utterances=3",
+            "training.batch_size=4", "training.warmup_steps=1", "models.rnn-t.num_layers=1",
+            "models.rnn-t.encoder_dim=32", "models.rnn-t.num_heads=2", "models.rnn-t.ffn_dim=64"]
+    code = main(["train", "--model", "rnn-t", "--root", str(tmp_path), *(f"--set={s}" for s in sets)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    run = Run(out.splitlines()[0])
+    assert run.status["state"] == "finished" and run.status["step"] == 3 and run.status["model"] == "rnn-t"
+    transcriber = Transcriber.from_checkpoint(run.path / "best.pt")
+    assert transcriber.model.name == "rnn-t" and transcriber.model.streaming
+    wav = sorted((small_corpus / "wavs").glob("*.wav"))[0]
+    assert isinstance(transcriber.transcribe(wav).text, str)
+    assert list(transcriber.stream([]))[-1].is_final

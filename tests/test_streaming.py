@@ -1,0 +1,216 @@
+"""Streaming: incremental features and resampling equal their offline versions; the chunked conformer streams exactly
+what its chunk-masked offline pass computes; `Transcriber.stream()` / `StreamSession` take chunks of any length,
+report latency-relevant facts honestly, and fall back to re-decoding for models that do not stream."""
+from __future__ import annotations
+
+import math
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from asr_poc.audio import AudioError, FeatureConfig, LogMel, load_audio
+from asr_poc.config import ConfigError, dataset_section, load_config
+from asr_poc.inference import REDECODE_SECONDS, StreamResampler, Transcriber
+from asr_poc.models.conformer import ConformerConfig, ConformerCTC, chunk_attention_mask
+from asr_poc.models.interface import StreamingLogMel
+from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
+from asr_poc.plugins import get_dataset_class
+from asr_poc.text import CharTokenizer
+from test_rnnt import overfit, shortest_utterances
+
+VOCAB = CharTokenizer.from_texts(["the quick brown fox jumps over a lazy dog"]).vocab
+TINY_STREAMING = dict(encoder_dim=64, num_heads=2, num_layers=2, ffn_dim=128, kernel_size=7, dropout=0.0,
+                      streaming_chunk_ms=160, left_chunks=2)
+
+
+def conformer(vocab: dict = VOCAB, **overrides) -> ConformerCTC:
+    return ConformerCTC({**ConformerConfig(**overrides).model_dump(), "vocab": vocab})
+
+
+def pieces(wav: torch.Tensor | np.ndarray, size: int) -> list:
+    return [wav[i : i + size] for i in range(0, len(wav), size)]
+
+
+def stream_text(model, wav: torch.Tensor, size: int) -> str:
+    state = model.init_stream_state()
+    for piece in pieces(wav, size):
+        _, state = model.stream_step(piece, state)
+    return model.stream_step(torch.zeros(0), state, final=True)[0]
+
+
+# --- building blocks equal their offline versions -------------------------------------------------------------------
+@pytest.mark.parametrize("length", [201, 1000, 16037])
+def test_streaming_log_mel_equals_the_offline_frontend(length):
+    torch.manual_seed(length)
+    frontend = LogMel(FeatureConfig()).eval()
+    wav = torch.randn(length) * 0.1
+    offline, frames = frontend(wav[None], torch.tensor([length]))
+    streaming = StreamingLogMel(frontend)
+    state = streaming.init_state()
+    sizes = [1, 7, 160, 399, 401, 1234]
+    out, i, k = [], 0, 0
+    while i < length:
+        out.append(streaming(wav[i : i + sizes[k % len(sizes)]], state))
+        i, k = i + sizes[k % len(sizes)], k + 1
+    out.append(streaming(torch.zeros(0), state, final=True))
+    out = torch.cat(out)
+    assert out.shape == offline[0].shape and out.shape[0] == int(frames)
+    torch.testing.assert_close(out, offline[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000])
+def test_stream_resampler_equals_offline_resampling(rate):
+    wav = torch.randn(rate // 3 + 17)
+    resampler = StreamResampler(rate, 16000)
+    out = torch.cat([resampler(p) for p in pieces(wav, 997)] + [resampler(torch.zeros(0), final=True)])
+    torch.testing.assert_close(out, torchaudio.functional.resample(wav, rate, 16000), atol=1e-4, rtol=0)
+
+
+def test_chunk_mask_sees_its_chunk_and_left_chunks_never_the_future():
+    mask = ~chunk_attention_mask(torch.tensor([6]), 6, chunk=2, left_chunks=1, num_heads=1)[0]  # True = may attend
+    expected = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0],
+                             [0, 0, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]], dtype=torch.bool)
+    assert torch.equal(mask, expected)
+    padded = ~chunk_attention_mask(torch.tensor([3]), 4, chunk=None, left_chunks=None, num_heads=2)
+    assert padded.shape == (2, 4, 4) and not padded[0, :3, 3].any() and padded[0, 3, 3]  # padding: only itself
+
+
+# --- the conformer's streaming mode --------------------------------------------------------------------------------
+def test_streaming_mode_is_off_by_default_and_keeps_the_same_weights():
+    cfg = load_config(None, [], check_data=False)
+    assert cfg["models"]["conformer"]["streaming_chunk_ms"] is None
+    plain, streaming = conformer(), conformer(streaming_chunk_ms=160)
+    assert not plain.streaming and streaming.streaming
+    assert plain.state_dict().keys() == streaming.state_dict().keys()  # one checkpoint format for both modes
+    assert streaming.chunk_ms == 160 and streaming.algorithmic_latency_ms == pytest.approx(162.5)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("models.conformer.streaming_chunk_ms=100", "models.conformer: streaming_chunk_ms (100) must be a multiple of 40"),
+    ("models.conformer.streaming_chunk_ms=20", "models.conformer.streaming_chunk_ms = 20: Input should be greater"),
+    ("models.conformer.left_chunks=-1", "models.conformer.left_chunks = -1: Input should be greater than or equal"),
+])
+def test_streaming_config_errors_name_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override], check_data=False)
+    assert any(line.startswith(message) for line in err.value.problems), err.value.problems
+
+
+@pytest.mark.parametrize("subsampling, chunk_ms, left_chunks", [(4, 160, 2), (4, 80, None), (8, 320, 1), (4, 160, 0)])
+def test_conformer_streaming_computes_exactly_the_chunk_masked_offline_pass(subsampling, chunk_ms, left_chunks):
+    torch.manual_seed(0)
+    model = conformer(**{**TINY_STREAMING, "subsampling": subsampling, "streaming_chunk_ms": chunk_ms,
+                         "left_chunks": left_chunks}).eval()
+    wav = torch.randn(23457) * 0.1
+    with torch.no_grad():
+        offline, _ = model.encode(wav[None], torch.tensor([wav.numel()]), chunk=model.chunk_frames)
+    logits = []
+    hook = model.head.register_forward_hook(lambda module, inputs, output: logits.append(output))
+    try:
+        stream_text(model, wav, 1111)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(torch.cat(logits, dim=1), offline, atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def streaming_conformer(small_corpus):
+    """A tiny streaming conformer (dynamic chunk training) overfitted on the four shortest training utterances."""
+    items = shortest_utterances(small_corpus)
+    torch.manual_seed(0)
+    model = conformer(**TINY_STREAMING, vocab=CharTokenizer.from_texts([it["text"] for it in items]).vocab)
+    losses = overfit(model, items, steps=60, lr=3e-3)
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+    return model.eval(), items
+
+
+def test_trained_streaming_conformer_streams_its_offline_chunked_transcript(streaming_conformer):
+    model, items = streaming_conformer
+    texts = []
+    for item in items:
+        wav = item["waveform"]
+        chunked = model.transcribe(wav[None], torch.tensor([wav.numel()]), chunk=model.chunk_frames)[0]
+        for size in (333, 4099, wav.numel()):
+            assert stream_text(model, wav, size) == chunked
+        texts.append((chunked, model.inference(wav), item["text"]))
+    assert sum(bool(c) for c, _, _ in texts) >= 3, texts
+    # the same weights decode with full context too (dynamic chunk training), and agree closely with streaming
+    assert jiwer.cer([f for _, f, _ in texts], [c for c, _, _ in texts]) <= 0.35, texts
+
+
+# --- Transcriber.stream / StreamSession ----------------------------------------------------------------------------
+def test_chunks_of_any_length_give_the_same_final_text(streaming_conformer):
+    model, items = streaming_conformer
+    transcriber = Transcriber(model)
+    wav = items[0]["waveform"].numpy()
+    finals = set()
+    for size in (1, 17, 2560, 4001, len(wav)):
+        chunks = pieces(wav[:3200], size) + pieces(wav[3200:], 4001) if size < 100 else pieces(wav, size)
+        results = list(transcriber.stream(chunks))  # tiny pieces for the first 0.2 s (several chunk boundaries)
+        assert [r.is_final for r in results] == [False] * (len(results) - 1) + [True]
+        assert results[-1].audio_seconds == pytest.approx(len(wav) / 16000)
+        assert all(a.audio_seconds <= b.audio_seconds for a, b in zip(results, results[1:]))
+        assert all(results[-1].text.startswith(r.text) for r in results)  # greedy CTC text only grows
+        finals.add(results[-1].text)
+    assert len(finals) == 1 and finals.pop()
+
+
+def test_int16_pcm_at_another_rate_equals_float_at_the_model_rate(streaming_conformer, tmp_path):
+    model, items = streaming_conformer
+    transcriber = Transcriber(model)
+    path = tmp_path / "a.wav"
+    sf.write(path, items[1]["waveform"].numpy(), 16000)
+    pcm = (load_audio(path, 44100) * 32767).astype(np.int16)  # what a browser microphone sends
+    from_int16 = list(transcriber.stream(pieces(pcm, 4410), source_rate=44100))[-1].text
+    reference = list(transcriber.stream([load_audio(pcm, 16000, source_rate=44100)]))[-1].text
+    assert from_int16 == reference and from_int16
+
+
+def test_a_chunk_is_decoded_as_soon_as_its_algorithmic_latency_has_passed():
+    torch.manual_seed(0)
+    rnnt = EmformerRNNT({**RNNTConfig(num_layers=1).model_dump(), "vocab": VOCAB}).eval()
+    conf = conformer(**TINY_STREAMING).eval()
+    for model, last_module in [(conf, conf.head), (rnnt, rnnt.model.transcriber.output_linear)]:
+        runs = []
+        hook = last_module.register_forward_hook(lambda module, inputs, output: runs.append(1))
+        session = Transcriber(model).open_stream()
+        needed = round(model.algorithmic_latency_ms * 16000 / 1000)  # 2600 samples (conformer), 3240 (rnn-t)
+        session.push(np.full(needed - 1, 0.01, dtype=np.float32))
+        assert not runs
+        session.push(np.full(1, 0.01, dtype=np.float32))
+        assert len(runs) == 1
+        hook.remove()
+
+
+def test_non_streaming_models_fall_back_to_re_decoding_every_half_second(trained_run):
+    transcriber = Transcriber.from_checkpoint(trained_run.path / "best.pt")
+    assert not transcriber.model.streaming
+    ds = get_dataset_class("synthetic")(dataset_section(trained_run.config), "test")
+    wav = ds[0]["waveform"].numpy()
+    offline = transcriber.transcribe(wav).text
+    results = list(transcriber.stream(pieces(wav, 1600)))  # 0.1 s pieces
+    assert results[-1].is_final and results[-1].text == offline and offline
+    decodes = sum(r.compute_seconds > 0 for r in results[:-1])
+    assert decodes <= math.ceil(len(wav) / 16000 / REDECODE_SECONDS)
+    assert any(r.text for r in results[:-1])  # partial text before the end
+
+
+def test_stream_errors_are_clear():
+    transcriber = Transcriber(conformer(**TINY_STREAMING).eval())
+    session = transcriber.open_stream()
+    with pytest.raises(AudioError, match="1-D"):
+        session.push(np.zeros((100, 2), dtype=np.float32))
+    with pytest.raises(AudioError, match="NaN"):
+        session.push(np.array([0.0, np.nan], dtype=np.float32))
+    session.push(np.zeros(100, dtype=np.int16), source_rate=48000)
+    with pytest.raises(AudioError, match="source_rate changed"):
+        session.push(np.zeros(100, dtype=np.int16), source_rate=16000)
+    final = session.finish()
+    assert final.is_final and final.text == ""
+    with pytest.raises(RuntimeError, match="finished"):
+        session.push(np.zeros(10, dtype=np.float32))
+    assert list(transcriber.stream([]))[-1].text == ""
