@@ -66,6 +66,7 @@ class TestPanel(w.VBox):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-poc-transcribe")
         self._pending: list[np.ndarray] = []
         self._pending_lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._live_scheduled = False
         self._session: Any = None
         self._session_transcriber: Optional[Transcriber] = None
@@ -106,6 +107,8 @@ class TestPanel(w.VBox):
             self.message, self.transcript, self.stats, self.player_box,
         ], layout=w.Layout(width="100%"))
         self.add_class("asr-test-panel")
+        self._refreshing = False
+        self.checkpoint.observe(self._checkpoint_chosen, "value")
         self.refresh()
 
     # --- checkpoints ---------------------------------------------------------------------------------------------
@@ -113,11 +116,22 @@ class TestPanel(w.VBox):
         """List the checkpoints again, keeping the selection when it still exists."""
         current = self.checkpoint.value
         options = checkpoint_options(self.root)
-        self.checkpoint.options = options
-        values = [v for _, v in options]
-        self.checkpoint.value = current if current in values else (values[0] if values else None)
+        self._refreshing = True
+        try:
+            self.checkpoint.options = options
+            values = [v for _, v in options]
+            self.checkpoint.value = current if current in values else (values[0] if values else None)
+        finally:
+            self._refreshing = False
+        if self.checkpoint.value:
+            self.submit(self._preload)  # so that the first recording or upload does not wait for the model
         if not options:
             self.show_message("no checkpoints yet: train a model first (the Training tab)", "warning")
+
+    def _checkpoint_chosen(self, change: dict) -> None:
+        if change["new"] and not self._refreshing:
+            self.message.value = ""
+            self.submit(self._preload)
 
     def transcriber(self) -> Transcriber:
         """The chosen checkpoint's Transcriber (loaded once per file version); only files under the runs root."""
@@ -128,11 +142,19 @@ class TestPanel(w.VBox):
         path = Path(value).resolve()
         if not path.is_relative_to(self.root.resolve()) or path.suffix != ".pt":
             raise PermissionError(f"{path} is not a checkpoint under {self.root}")
-        mtime = path.stat().st_mtime
-        cached = self._transcribers.get(str(path))
-        if cached is None or cached[0] != mtime:
-            self._transcribers = {str(path): (mtime, Transcriber.from_checkpoint(path, max_seconds=self.max_seconds))}
-        return self._transcribers[str(path)][1]
+        with self._load_lock:  # the preload on the worker thread and a caller here must not load it twice
+            mtime = path.stat().st_mtime
+            cached = self._transcribers.get(str(path))
+            if cached is None or cached[0] != mtime:
+                loaded = Transcriber.from_checkpoint(path, max_seconds=self.max_seconds)
+                self._transcribers = {str(path): (mtime, loaded)}
+            return self._transcribers[str(path)][1]
+
+    def _preload(self) -> None:
+        try:
+            self.transcriber()
+        except Exception as err:  # shown now rather than at the first transcription
+            self.show_message(html.escape(f"cannot load {self.checkpoint.value}: {err}"), "error")
 
     # --- uploads -------------------------------------------------------------------------------------------------
     def _uploaded(self, change: dict) -> None:
