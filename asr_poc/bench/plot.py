@@ -120,7 +120,8 @@ def plot_accuracy_speed(points: list[dict], path: str | Path, title: str = "accu
         ax.set_xscale("log")
         ax.set_xlabel("RTFx (audio s per compute s, higher is faster)")
         ax.set_ylabel(f"{metric.upper()} (lower is better)")
-        ax.set_ylim(bottom=0)
+        top = max([p[metric] for p in usable] + [TARGET_CER if metric == "cer" else 0.1])
+        ax.set_ylim(0, top * 1.12)
         ax.grid(True, which="both", alpha=0.3)
         if not usable:
             ax.text(0.5, 0.5, "no evaluated runs yet", transform=ax.transAxes, ha="center", color="grey")

@@ -97,7 +97,7 @@ def markdown(result: dict) -> str:
              ""]
     base = result.get("baseline") or {}
     lines += [_row(["system", "params", "WER", "CER", "RTFx batch 1, 1 thread", "same, by thread CPU time",
-                    f"RTFx batch 1, {most} threads", f"RTFx batch {batch}, {most} threads", "RTFx CUDA batch 1"]),
+                    f"RTFx batch 1, {most} threads" if most > 1 else "RTFx batch 1, more threads", f"RTFx batch {batch}, {most} threads", "RTFx CUDA batch 1"]),
               _row(["---"] * 9)]
     if base.get("available"):
         h = headline(base)
