@@ -95,13 +95,20 @@ def test_loss_falls_when_overfitting_a_batch(overfitted):
     assert losses[-1] < 0.3 * losses[0], losses[::10]
 
 
-def test_streaming_decoding_equals_full_utterance_greedy(overfitted):
+def test_streaming_decoding_equals_full_utterance_greedy(overfitted, monkeypatch):
     model, items, _ = overfitted
+    decoded_frames = []  # encoder frames that greedy decoding walks, offline and streaming
+    greedy = model.greedy
+    monkeypatch.setattr(model, "greedy", lambda enc, hyp=None: decoded_frames.append(len(enc)) or greedy(enc, hyp))
     texts = []
     for item in items:
         wav = item["waveform"]
+        decoded_frames.clear()
         offline = model.inference(wav)
+        offline_frames = sum(decoded_frames)
+        assert offline_frames == (wav.numel() // 160 + 1) // model.stride
         for size in (1, 333, wav.numel()):
+            decoded_frames.clear()
             state = model.init_stream_state()
             head = 1600 if size == 1 else 0  # sample by sample for the first 0.1 s, then larger pieces
             pieces = [wav[i : i + 1] for i in range(head)] + [wav[i : i + max(size, 1)]
@@ -112,6 +119,7 @@ def test_streaming_decoding_equals_full_utterance_greedy(overfitted):
                 partials.append(text)
             text, state = model.stream_step(torch.zeros(0), state, final=True)
             assert text == offline, (size, text, offline)
+            assert sum(decoded_frames) == offline_frames  # the silence padding of the last chunk is not decoded
             assert all(text.startswith(p) for p in partials)  # a greedy transducer only extends its hypothesis
         texts.append(offline)
     assert sum(bool(t) for t in texts) >= 2, texts  # the model learned something: the comparison is not trivial

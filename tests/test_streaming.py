@@ -214,3 +214,18 @@ def test_stream_errors_are_clear():
     with pytest.raises(RuntimeError, match="finished"):
         session.push(np.zeros(10, dtype=np.float32))
     assert list(transcriber.stream([]))[-1].text == ""
+
+
+def test_the_trainer_trains_a_streaming_conformer_with_dynamic_chunks(small_corpus, tmp_path):
+    from asr_poc.training.run import Run
+    from asr_poc.training.trainer import train
+    from conftest import tiny_config
+
+    run = Run.create(tiny_config(small_corpus, tmp_path, "models.conformer.streaming_chunk_ms=320",
+                                 "training.max_steps=3", "training.eval_utterances=2"))
+    assert train(run)["state"] == "finished"
+    transcriber = Transcriber.from_checkpoint(run.path / "last.pt")
+    assert transcriber.model.streaming and transcriber.model.chunk_ms == 320
+    wav = load_audio(sorted((small_corpus / "wavs").glob("*.wav"))[0], 16000)
+    results = list(transcriber.stream(pieces(wav, 1000)))
+    assert results[-1].is_final and isinstance(results[-1].text, str) and len(results) == math.ceil(len(wav) / 1000) + 1

@@ -193,7 +193,7 @@ class EmformerRNNT(BaseASRModel):
             target = segments * step + self.right * self.stride
             frames = torch.cat([frames[:usable], frames.new_full((target - usable, frames.shape[1]), SILENCE)])
         while frames.shape[0] >= window:
-            valid = min(step, usable - (frames.shape[0] - target)) if final else step  # real frames in this segment
+            valid = min(step, usable - (target - frames.shape[0])) if final else step  # real frames in this segment
             enc, _, state["encoder"] = self.model.transcribe_streaming(
                 frames[None, :window], torch.tensor([window], device=self.device), state["encoder"])
             state["hyp"] = self.greedy(enc[0, : valid // self.stride], state["hyp"])
