@@ -20,6 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from asr_poc.audio import FeatureConfig  # noqa: E402
 from asr_poc.bench.machine import describe, load_average  # noqa: E402
@@ -40,6 +41,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, all cores)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--subsampling-channels", type=int,
+                        help="what-if: this many channels in the conv subsampling instead of encoder_dim (a code "
+                             "change, see profile_decoding.py)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/profile-training.md"))
     args = parser.parse_args()
     if args.threads:
@@ -52,6 +56,12 @@ def main() -> int:
     model = get_model_class(cfg["model"])({**model_section(cfg), "vocab": tokenizer.vocab,
                                            "features": FeatureConfig.from_dict(dataset_section(cfg)).to_dict(),
                                            "spec_augment": tc["spec_augment"]}).train()
+    if args.subsampling_channels:
+        from profile_decoding import SlimSubsampling
+
+        old = model.subsampling
+        model.subsampling = SlimSubsampling(old, model.frontend.features.n_mels, old.proj.out_features,
+                                            args.subsampling_channels, {2: 4, 3: 8}[old.layers]).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc["learning_rate"], weight_decay=tc["weight_decay"])
     sampler = DurationBucketSampler(train_ds.durations(), tc["batch_size"], seed=tc["seed"])
     loader = iter(torch.utils.data.DataLoader(train_ds, batch_sampler=sampler.batches(),
@@ -77,12 +87,14 @@ def main() -> int:
             audio += float(batch["waveform_lengths"].sum()) / model.sample_rate
             wall += t4 - t0
             cpu += cpu_seconds() - c0
-    lines = ["# A training step of the xs conformer: where the time goes", "",
+    variant = f", {args.subsampling_channels} subsampling channels" if args.subsampling_channels else ""
+    lines = [f"# A training step of the xs conformer{variant}: where the time goes", "",
              f"- machine: {describe()['summary']}; torch threads {torch.get_num_threads()}; load average at end "
              f"{load_average()}",
              f"- {args.steps} steps after {args.warmup} warm-up steps, batch {tc['batch_size']}, SpecAugment "
              f"{tc['spec_augment']}; `{' '.join(sys.argv)}`",
-             f"- throughput: **{audio / wall:.1f} audio seconds per wall second**; cores kept busy {cpu / wall:.2f}",
+             f"- throughput: **{audio / wall:.1f} audio seconds per wall second**; cores kept busy {cpu / wall:.2f}; "
+             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters",
              "", "| part | seconds | share |", "| --- | --- | --- |"]
     lines += [f"| {k} | {v:.2f} | {100 * v / wall:.0f}% |" for k, v in parts.items()]
     lines += [f"| total | {wall:.2f} | {audio:.0f} s of audio |", ""]
