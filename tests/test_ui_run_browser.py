@@ -39,11 +39,11 @@ def test_lists_runs_overlays_ticked_ones_and_plots_accuracy_against_speed(small_
         text = " ".join(c.value for c in row.cells)
         assert second.id in text and "finished" in text and "2m" in text and "0.200" in text and "0.400" in text and "50" in text
         assert browser.selected() == [second.id], "the newest run is ticked to begin with"
-        assert browser.loss_chart.point_count(second.id[-22:]) == 50
+        assert browser.loss_chart.point_count(second.id.split("-", 2)[2]) == 50
 
         browser.select([first.id, second.id])
-        assert browser.loss_chart.point_count(first.id[-22:]) == 30
-        assert browser.cer_chart.point_count(first.id[-22:]) == 1
+        assert browser.loss_chart.point_count(first.id.split("-", 2)[2]) == 30
+        assert browser.cer_chart.point_count(first.id.split("-", 2)[2]) == 1
         assert sorted(browser.speed_points.x) == [50.0, 100.0] and sorted(browser.speed_points.y) == [0.2, 0.4]
 
         # a run that appears later (e.g. from the command line) and new events of a known run
@@ -51,7 +51,7 @@ def test_lists_runs_overlays_ticked_ones_and_plots_accuracy_against_speed(small_
         first.append_event({"type": "step", "step": 31, "epoch": 2, "loss": 0.1, "lr": 1e-3})
         browser.refresh()
         assert len(browser.table.children) == 3 and browser.table.children[0] is browser.rows[third.id].box
-        assert browser.loss_chart.point_count(first.id[-22:]) == 31, "new events are read incrementally"
+        assert browser.loss_chart.point_count(first.id.split("-", 2)[2]) == 31, "new events are read incrementally"
         assert "interrupted" in " ".join(c.value for c in browser.rows[third.id].cells), \
             "a 'running' run without a live process shows as interrupted"
 

@@ -31,7 +31,9 @@ class LineChart:
         self.markers, self.legend = markers, legend
         # (num_ticks on a log axis breaks bqplot's rendering: "Cannot read properties of undefined")
         y_ticks = {} if log_y else {"num_ticks": 5}
-        axes = [bq.Axis(scale=self.x_scale, label=x_label, num_ticks=5),
+        # Every axis has an explicit tick format: bqplot's guess fails on a domain with no ticks yet
+        # ("Error setting state: invalid format: .undefinedg") while a new line gets its first points.
+        axes = [bq.Axis(scale=self.x_scale, label=x_label, num_ticks=5, tick_format=",.0f"),
                 bq.Axis(scale=self.y_scale, side="left", label=y_label, tick_format=".3g", **y_ticks)]
         self.figure = bq.Figure(marks=[], axes=axes, title=title, animation_duration=0,
                                 legend_location="top-right",
@@ -65,16 +67,19 @@ class LineChart:
         return 0 if mark is None else len(mark.x)
 
     def keep_only(self, names: Sequence[str]) -> None:
-        """Remove every line not in `names` (closed, so the scales forget their points)."""
+        """Remove every line not in `names`."""
         gone = [n for n in self.lines if n not in names]
         if gone:
-            marks = [self.lines.pop(n) for n in gone]
+            for n in gone:
+                del self.lines[n]
             self.figure.marks = list(self.lines.values())
-            for mark in marks:
-                mark.close()
 
     def clear(self) -> None:
-        """Empty every line (the lines stay, with their colours and legend)."""
-        for mark in self.lines.values():
-            with mark.hold_sync():
-                mark.x, mark.y = np.zeros(0), np.zeros(0)
+        """Remove every line, with fresh scales: a removed line's points would otherwise still stretch the axes.
+        (Emptying a line, or closing a removed one, makes bqplot fail on later updates: "invalid format".)"""
+        self.lines = {}
+        self.x_scale, self.y_scale = bq.LinearScale(), self.y_scale.__class__()
+        x_axis, y_axis = self.figure.axes
+        with self.figure.hold_sync():
+            x_axis.scale, y_axis.scale = self.x_scale, self.y_scale
+            self.figure.marks = []

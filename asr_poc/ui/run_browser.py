@@ -38,6 +38,12 @@ def run_summary(run: Run, history: RunHistory, now: Optional[float] = None) -> d
             "rtf": best["rtf"] if best else None, "age": age}
 
 
+def short_label(run_id: str) -> str:
+    """`20261125-113742-conformer-52a8` -> `conformer-52a8` (a legend entry)."""
+    parts = run_id.split("-", 2)
+    return parts[2] if len(parts) == 3 and parts[0].isdigit() else run_id
+
+
 def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
@@ -99,7 +105,7 @@ class RunBrowser(w.VBox):
             threading.Thread(target=self._loop, args=(refresh_every,), daemon=True, name="asr-poc-runs").start()
 
     def _speed_figure(self) -> bq.Figure:
-        self.speed_x, self.speed_y = bq.LogScale(), bq.LinearScale()
+        self.speed_x, self.speed_y = bq.LinearScale(), bq.LinearScale()
         scales = {"x": self.speed_x, "y": self.speed_y}
 
         def scatter(color: str, label: str) -> bq.Scatter:
@@ -110,7 +116,8 @@ class RunBrowser(w.VBox):
 
         self.speed_points = scatter(PALETTE[0], "runs")
         self.baseline_points = scatter(PALETTE[1], "baseline")
-        axes = [bq.Axis(scale=self.speed_x, label="speed: RTFx (audio seconds per compute second)"),
+        axes = [bq.Axis(scale=self.speed_x, label="speed: RTFx (audio seconds per compute second)",
+                        tick_format=",.0f", num_ticks=5),
                 bq.Axis(scale=self.speed_y, side="left", label="CER", tick_format=".2f", num_ticks=5)]
         return bq.Figure(marks=[self.speed_points, self.baseline_points], axes=axes,
                          title="accuracy vs speed (all runs)", legend_location="top-right",
@@ -176,10 +183,10 @@ class RunBrowser(w.VBox):
         for i, run_id in enumerate(chosen):
             history = self.histories.get(run_id, (0, RunHistory()))[1]
             color = PALETTE[i % len(PALETTE)]
-            label = run_id[-22:]
+            label = short_label(run_id)
             self.loss_chart.set_line(label, history.steps, history.losses, color=color)
             self.cer_chart.set_line(label, history.eval_steps, history.cers, color=color)
-        labels = [run_id[-22:] for run_id in chosen]
+        labels = [short_label(run_id) for run_id in chosen]
         self.loss_chart.keep_only(labels)
         self.cer_chart.keep_only(labels)
 
