@@ -107,7 +107,7 @@ def test_streaming_decoding_equals_full_utterance_greedy(overfitted, monkeypatch
         offline = model.inference(wav)
         offline_frames = sum(decoded_frames)
         assert offline_frames == (wav.numel() // 160 + 1) // model.stride
-        for size in (1, 333, wav.numel()):
+        for size in ((1, 997, wav.numel()) if not texts else (997, wav.numel())):
             decoded_frames.clear()
             state = model.init_stream_state()
             head = 1600 if size == 1 else 0  # sample by sample for the first 0.1 s, then larger pieces

@@ -85,8 +85,13 @@ class BaseASRModel(nn.Module, ABC):
         return 1000.0 * max(0, self.features.n_fft // 2 - self.features.hop_length) / self.sample_rate
 
     @property
-    def algorithmic_latency_ms(self) -> float:
-        """Worst-case wait, by construction, from speech to the step that decodes it: chunk + look-ahead + frontend."""
+    def algorithmic_latency_ms(self) -> Optional[float]:
+        """Worst-case wait, by construction, from speech to the step that decodes it: chunk + look-ahead + frontend.
+
+        None for a model that does not stream (it waits for the whole utterance). Compute time comes on top.
+        """
+        if not self.streaming:
+            return None
         return self.chunk_ms + self.lookahead_ms + self.frontend_delay_ms
 
     def init_stream_state(self) -> Any:
