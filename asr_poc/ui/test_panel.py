@@ -230,7 +230,7 @@ class TestPanel(w.VBox):
         seconds = self.mic.seconds
         if self._session is None or not len(pcm):
             if self._session_transcriber is not None:
-                self.stats.value = f"recording: {seconds:.1f} s"
+                self.stats.value = f"received {seconds:.1f} s of audio"
             return
         try:
             partial = self._session.push(pcm)
@@ -241,7 +241,7 @@ class TestPanel(w.VBox):
             return
         self.transcript.value = (f"<span class='asr-partial' style='color:#555'>{html.escape(partial.text)}</span>"
                                  if partial.text else "<i>...</i>")
-        self.stats.value = (f"recording: {seconds:.1f} s · live text after each chunk, "
+        self.stats.value = (f"received {seconds:.1f} s of audio · live text as it comes, "
                             f"{self._stream_compute:.3f} s of compute so far")
 
     def _mic_stopped(self, audio: np.ndarray) -> None:
@@ -255,6 +255,7 @@ class TestPanel(w.VBox):
         if not len(audio):
             self.show_message("the recording is empty: was the microphone muted?", "error")
             return None
+        streamed = self._session is not None
         try:
             if self._session is not None:
                 rest = self._take_pending()
@@ -275,17 +276,18 @@ class TestPanel(w.VBox):
         finally:
             self._session = None
         lost = f" ({self.mic.lost_chunks} chunks lost on the way)" if self.mic.lost_chunks else ""
-        return self.show_result(text, seconds, compute, audio, rate, source="microphone" + lost)
+        note = " (every live partial transcript and the final one)" if streamed else ""
+        return self.show_result(text, seconds, compute, audio, rate, source="microphone" + lost, note=note)
 
     # --- output --------------------------------------------------------------------------------------------------
     def show_result(self, text: str, audio_seconds: float, compute_seconds: float, samples: np.ndarray,
-                    sample_rate: int, source: str = "") -> dict:
+                    sample_rate: int, source: str = "", note: str = "") -> dict:
         rtf = real_time_factor(compute_seconds, audio_seconds)
         speed = f" ({1 / rtf:.0f}x faster than real time)" if rtf and rtf > 0 else ""
         self.transcript.value = (f"<div style='font-size:1.3em;padding:6px 0'>{html.escape(text)}</div>" if text
                                  else "<i>(no words recognised)</i>")
         self.stats.value = (f"{html.escape(source)}: audio <b>{audio_seconds:.2f} s</b> · processing "
-                            f"<b>{compute_seconds:.3f} s</b> · real-time factor <b>{rtf:.4f}</b>{speed}")
+                            f"<b>{compute_seconds:.3f} s</b>{html.escape(note)} · real-time factor <b>{rtf:.4f}</b>{speed}")
         self.player.value = wav_bytes(samples, sample_rate)
         self.player_box.children = [self.player]
         self.message.value = ""
