@@ -98,8 +98,18 @@ def accuracy_speed_points(root: Optional[str | Path] = None, results_dir: Option
     return points
 
 
-def plot_accuracy_speed(points: list[dict], path: str | Path, title: str = "accuracy vs speed") -> Path:
-    """Write a PNG: CER and WER against RTFx (log scale), one marker per run, the baseline as a star."""
+def speed_only_points(result: dict) -> list[dict]:
+    """Untrained presets of a bench result: RTFx without accuracy (drawn as vertical dotted lines)."""
+    return [{"label": s["name"], "rtfx": _rtfx_1_thread(s)} for s in result.get("systems") or []
+            if not s.get("trained") and _rtfx_1_thread(s)]
+
+
+def plot_accuracy_speed(points: list[dict], path: str | Path, title: str = "accuracy vs speed",
+                        speed_only: Optional[list[dict]] = None) -> Path:
+    """Write a PNG: CER and WER against RTFx (log scale), one marker per run, the baseline as a star.
+
+    `speed_only` points (untrained presets: label, rtfx) are drawn as labelled vertical dotted lines.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +124,10 @@ def plot_accuracy_speed(points: list[dict], path: str | Path, title: str = "accu
                        color="tab:red" if base else "tab:blue", zorder=3)
             ax.annotate(_short(p["label"]), (p["rtfx"], p[metric]), textcoords="offset points", xytext=(5, 4),
                         fontsize=7)
+        for p in speed_only or []:
+            ax.axvline(p["rtfx"], color="tab:green", linestyle=":", linewidth=1)
+            ax.annotate(f"{p['label']} (untrained: speed only)", (p["rtfx"], 0.98), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="tab:green")
         ax.axvline(TARGET_RTFX, color="grey", linestyle="--", linewidth=0.8)
         if metric == "cer":
             ax.axhline(TARGET_CER, color="grey", linestyle="--", linewidth=0.8)
@@ -123,7 +137,7 @@ def plot_accuracy_speed(points: list[dict], path: str | Path, title: str = "accu
         top = max([p[metric] for p in usable] + [TARGET_CER if metric == "cer" else 0.1])
         ax.set_ylim(0, top * 1.12)
         ax.grid(True, which="both", alpha=0.3)
-        if not usable:
+        if not usable and not speed_only:
             ax.text(0.5, 0.5, "no evaluated runs yet", transform=ax.transAxes, ha="center", color="grey")
             ax.set_xlim(1, 1000)
     fig.suptitle(title + "   (dashed: targets CER 5%, RTFx 200)", fontsize=10)

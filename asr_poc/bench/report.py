@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result  # noqa: F401 (re-exported)
+from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result, speed_only_points  # noqa: F401
 
 RATIO_KEYS = ("rtfx_1_thread", "rtfx_thread_cpu", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
 
@@ -152,7 +152,8 @@ def write_report(result: dict, out: str | Path, name: Optional[str] = None, root
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
     result["files"] = {k: str(v) for k, v in paths.items()}
     points = accuracy_speed_points(root, results_dir=out_dir, extra=points_from_result(result, str(paths["json"])))
-    plot_accuracy_speed(points, paths["plot"], title=f"accuracy vs speed, {result['machine']['summary']}")
+    plot_accuracy_speed(points, paths["plot"], title=f"accuracy vs speed, {result['machine']['summary']}",
+                        speed_only=speed_only_points(result))
     paths["markdown"].write_text(markdown(result))
     _atomic_json(paths["json"], result)
     return result["files"]
