@@ -24,19 +24,47 @@ class AsrPcmTap extends AudioWorkletProcessor {
 registerProcessor("asr-pcm-tap", AsrPcmTap);
 `;
 
-// Box-filter decimator: averages the input samples that fall in each output period (a crude anti-alias filter
-// that is plenty for speech recognition), for any input rate at or above the output rate.
+// Resampler to the model's rate: a windowed-sinc low-pass (63 taps, Hamming, cut-off at 90 % of the output's
+// Nyquist frequency) at the capture rate, then linear interpolation at the output's sample times. Any ratio works
+// (48 kHz and 44.1 kHz microphones alike); the filter keeps frequencies above 8 kHz from folding into speech.
 class Downsampler {
-  constructor(inRate, outRate) { this.step = inRate / outRate; this.pos = 0; this.sum = 0; this.count = 0; }
-  push(input) {
-    if (this.step === 1) return Float32Array.from(input);
-    const out = new Float32Array(Math.ceil(input.length / this.step) + 1);
-    let n = 0;
-    for (let i = 0; i < input.length; i++) {
-      this.sum += input[i]; this.count += 1; this.pos += 1;
-      if (this.pos >= this.step) { out[n++] = this.sum / this.count; this.sum = 0; this.count = 0; this.pos -= this.step; }
+  constructor(inRate, outRate, taps = 63) {
+    this.step = inRate / outRate;
+    this.passthrough = inRate === outRate;
+    const cutoff = (0.9 * outRate / 2) / inRate;  // cycles per input sample
+    const middle = (taps - 1) / 2;
+    this.h = new Float32Array(taps);
+    let sum = 0;
+    for (let i = 0; i < taps; i++) {
+      const x = i - middle;
+      const sinc = x === 0 ? 2 * cutoff : Math.sin(2 * Math.PI * cutoff * x) / (Math.PI * x);
+      this.h[i] = sinc * (0.54 - 0.46 * Math.cos(2 * Math.PI * i / (taps - 1)));
+      sum += this.h[i];
     }
-    return out.subarray(0, n);
+    for (let i = 0; i < taps; i++) this.h[i] /= sum;  // unit gain at 0 Hz
+    this.ring = new Float32Array(taps);
+    this.write = 0;   // next slot of the ring
+    this.n = 0;       // index of the next filtered sample
+    this.t = 0;       // time of the next output sample, in input samples
+    this.previous = 0;
+  }
+  push(input) {
+    if (this.passthrough) return Float32Array.from(input);
+    const out = [];
+    const h = this.h, ring = this.ring, taps = h.length;
+    for (let i = 0; i < input.length; i++) {
+      ring[this.write] = input[i];
+      let acc = 0, j = this.write;
+      for (let k = 0; k < taps; k++) { acc += h[k] * ring[j]; j = j === 0 ? taps - 1 : j - 1; }
+      this.write = (this.write + 1) % taps;
+      const n = this.n++;
+      while (this.t <= n) {  // output times fall between filtered samples n - 1 and n
+        out.push(this.previous + (this.t - (n - 1)) * (acc - this.previous));
+        this.t += this.step;
+      }
+      this.previous = acc;
+    }
+    return Float32Array.from(out);
   }
 }
 
@@ -53,31 +81,38 @@ async function openMicrophone(onSamples) {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     throw new Error("this page cannot use the microphone (it needs https or localhost)");
   }
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-  });
+  // The audio graph is ready before the microphone opens, so the first syllable is not lost while it loads.
   const Context = window.AudioContext || window.webkitAudioContext;
   const ctx = new Context();
-  await ctx.resume();
-  const source = ctx.createMediaStreamSource(stream);
   let node, engine;
   try {
     const url = URL.createObjectURL(new Blob([WORKLET_SOURCE], { type: "application/javascript" }));
     await ctx.audioWorklet.addModule(url);
     URL.revokeObjectURL(url);
     node = new AudioWorkletNode(ctx, "asr-pcm-tap", { channelCount: 1, channelCountMode: "explicit" });
-    node.port.onmessage = (event) => onSamples(event.data);
+    node.port.onmessage = (event) => onSamples(event.data, ctx.sampleRate);
     engine = "AudioWorklet";
   } catch (err) {  // no AudioWorklet (old browser, or blob: modules refused): the deprecated ScriptProcessor
     node = ctx.createScriptProcessor(4096, 1, 1);
-    node.onaudioprocess = (event) => onSamples(new Float32Array(event.inputBuffer.getChannelData(0)));
+    node.onaudioprocess = (event) => onSamples(new Float32Array(event.inputBuffer.getChannelData(0)), ctx.sampleRate);
     engine = "ScriptProcessor";
   }
   const mute = ctx.createGain();  // the graph must reach the destination to be pulled; keep it silent
   mute.gain.value = 0;
-  source.connect(node);
   node.connect(mute);
   mute.connect(ctx.destination);
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    });
+  } catch (err) {
+    await ctx.close();
+    throw err;
+  }
+  const source = ctx.createMediaStreamSource(stream);
+  source.connect(node);
+  await ctx.resume();
   const close = async () => {
     try { source.disconnect(); node.disconnect(); mute.disconnect(); } catch (e) { /* already gone */ }
     if (node.port) node.port.onmessage = null;
@@ -104,7 +139,8 @@ function render({ model, el }) {
   root.append(button, meter, time, note);
   el.appendChild(root);
 
-  let mic = null, downsampler = null, pending = [], pendingLength = 0, seq = 0, sent = 0, busy = false;
+  let mic = null, capturing = false, downsampler = null, pending = [], pendingLength = 0, seq = 0, sent = 0;
+  let busy = false;
   const rate = () => model.get("sample_rate");
   const chunkSamples = () => Math.round(rate() * model.get("chunk_ms") / 1000);
 
@@ -141,7 +177,7 @@ function render({ model, el }) {
       level.style.width = `${Math.min(100, Math.sqrt(energy / Math.max(1, chunk.length)) * 400)}%`;
     }
     show();
-    if (sent / rate() >= model.get("max_seconds")) stop();
+    if (!force && sent / rate() >= model.get("max_seconds")) stop();
   };
 
   const start = async () => {
@@ -149,17 +185,20 @@ function render({ model, el }) {
     busy = true; show();
     try {
       model.set("error", ""); model.save_changes();
-      pending = []; pendingLength = 0; seq = 0; sent = 0;
-      const opened = await openMicrophone((samples) => {
-        if (!downsampler) return;
+      pending = []; pendingLength = 0; seq = 0; sent = 0; downsampler = null; capturing = true;
+      // Samples are kept from the first one the graph delivers; they are sent once the kernel has had "start".
+      const opened = await openMicrophone((samples, captureRate) => {
+        if (!capturing) return;
+        if (!downsampler) downsampler = new Downsampler(captureRate, rate());
         const out = downsampler.push(samples);
-        if (out.length) { pending.push(out); pendingLength += out.length; sendChunk(false); }
+        if (out.length) { pending.push(out); pendingLength += out.length; if (mic) sendChunk(false); }
       });
-      downsampler = new Downsampler(opened.rate, rate());
       mic = opened;
       model.send({ type: "start", sample_rate: rate(), capture_rate: opened.rate, engine: opened.engine });
       model.set("recording", true); model.save_changes();
+      sendChunk(false);
     } catch (err) {
+      capturing = false;
       const message = err && err.name === "NotAllowedError" ? "microphone permission was refused"
         : `microphone unavailable: ${err && err.message ? err.message : err}`;
       model.set("error", message); model.save_changes();
@@ -172,8 +211,9 @@ function render({ model, el }) {
   const stop = async () => {
     if (!mic) return;
     const closing = mic;
-    mic = null;
     sendChunk(true);
+    mic = null;
+    capturing = false;
     downsampler = null;
     model.send({ type: "stop", seq, seconds: sent / rate() });
     model.set("recording", false); model.save_changes();
