@@ -83,13 +83,17 @@ class Transcriber:
         return Transcript(text=text, audio_seconds=len(waveform) / self.sample_rate, compute_seconds=elapsed,
                           source=name)
 
-    def open_stream(self, source_rate: Optional[int] = None) -> "StreamSession":
-        """A live stream: push PCM chunks, get partial text after each and the final text at `finish()`."""
-        return StreamSession(self, source_rate=source_rate)
+    def open_stream(self, source_rate: Optional[int] = None, incremental: Optional[bool] = None) -> "StreamSession":
+        """A live stream: push PCM chunks, get partial text after each and the final text at `finish()`.
 
-    def stream(self, chunks: Iterable[np.ndarray], source_rate: Optional[int] = None) -> Iterator["StreamResult"]:
+        `incremental` (default: whether the model streams) False forces the re-decoding fallback, e.g. to compare.
+        """
+        return StreamSession(self, source_rate=source_rate, incremental=incremental)
+
+    def stream(self, chunks: Iterable[np.ndarray], source_rate: Optional[int] = None,
+               incremental: Optional[bool] = None) -> Iterator["StreamResult"]:
         """Partial text after each chunk, then the final text (`is_final=True`) once `chunks` is exhausted."""
-        session = self.open_stream(source_rate=source_rate)
+        session = self.open_stream(source_rate=source_rate, incremental=incremental)
         for chunk in chunks:
             yield session.push(chunk)
         yield session.finish()
@@ -150,12 +154,16 @@ class StreamResampler:
 class StreamSession:
     """One live stream into a `Transcriber`'s model (see the module docstring). Not thread-safe: one producer."""
 
-    def __init__(self, transcriber: Transcriber, source_rate: Optional[int] = None):
+    def __init__(self, transcriber: Transcriber, source_rate: Optional[int] = None,
+                 incremental: Optional[bool] = None):
         self.model = transcriber.model
         self.rate = self.model.sample_rate
         self.source_rate = source_rate
         self.max_seconds = transcriber.max_seconds
-        self.streaming = bool(getattr(self.model, "streaming", False))
+        can_stream = bool(getattr(self.model, "streaming", False))
+        if incremental and not can_stream:
+            raise ValueError(f"model {self.model.name!r} does not stream; use incremental=None or False")
+        self.streaming = can_stream if incremental is None else bool(incremental)
         self.state = self.model.init_stream_state() if self.streaming else None
         self.buffered: list[torch.Tensor] = []  # non-streaming fallback: everything received
         self.samples = 0  # samples received, at the model's rate

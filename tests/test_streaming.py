@@ -186,17 +186,21 @@ def test_a_chunk_is_decoded_as_soon_as_its_algorithmic_latency_has_passed():
         hook.remove()
 
 
-def test_non_streaming_models_fall_back_to_re_decoding_every_half_second(trained_run):
-    transcriber = Transcriber.from_checkpoint(trained_run.path / "best.pt")
-    assert not transcriber.model.streaming
-    ds = get_dataset_class("synthetic")(dataset_section(trained_run.config), "test")
-    wav = ds[0]["waveform"].numpy()
-    offline = transcriber.transcribe(wav).text
-    results = list(transcriber.stream(pieces(wav, 1600)))  # 0.1 s pieces
+def test_non_streaming_decoding_falls_back_to_re_decoding_every_half_second(streaming_conformer, monkeypatch):
+    model, items = streaming_conformer
+    transcriber = Transcriber(model)
+    wav = torch.cat([items[2]["waveform"], items[3]["waveform"]]).numpy()  # about 3 s
+    offline = transcriber.transcribe(wav).text  # full context: what the fallback re-decodes
+    decoded = []  # lengths of the audio each re-decoding saw
+    inference = model.inference
+    monkeypatch.setattr(model, "inference", lambda w: decoded.append(len(w)) or inference(w))
+    results = list(transcriber.stream(pieces(wav, 1600), incremental=False))  # 0.1 s pieces
     assert results[-1].is_final and results[-1].text == offline and offline
-    decodes = sum(r.compute_seconds > 0 for r in results[:-1])
-    assert decodes <= math.ceil(len(wav) / 16000 / REDECODE_SECONDS)
+    assert len(decoded) == math.floor(len(wav) / 16000 / REDECODE_SECONDS) + 1  # every 0.5 s, then the final one
+    assert decoded[:2] == [8000, 16000] and decoded[-1] == len(wav)
     assert any(r.text for r in results[:-1])  # partial text before the end
+    with pytest.raises(ValueError, match="does not stream"):
+        Transcriber(conformer()).open_stream(incremental=True)
 
 
 def test_stream_errors_are_clear():
