@@ -29,8 +29,6 @@ SIZES: dict[str, dict[str, int]] = {
     "s": dict(encoder_dim=256, num_heads=4, num_layers=6, ffn_dim=1024, kernel_size=31),  # ~10M
     "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31),  # ~30M
 }
-
-
 FEATURE_HOP_MS = 10  # the default log-mel hop (160 samples at 16 kHz); chunk sizes are checked against it
 DYNAMIC_MAX_CHUNK = 25  # dynamic chunk training draws chunks of 1..25 encoder frames (WeNet's choice)
 
