@@ -152,7 +152,9 @@ class TestPanel(w.VBox):
 
     def _preload(self) -> None:
         try:
-            self.transcriber()
+            transcriber = self.transcriber()
+            # one short decode, so that torch's first-call set-up is not counted in the first real timing
+            transcriber.transcribe(np.zeros(transcriber.sample_rate // 2, dtype=np.float32))
         except Exception as err:  # shown now rather than at the first transcription
             self.show_message(html.escape(f"cannot load {self.checkpoint.value}: {err}"), "error")
 
