@@ -46,12 +46,12 @@ def test_dashboard_notebook_runs(project: Path):
 
 
 def test_research_notebook_trains_an_inline_model_and_compares_it(project: Path, monkeypatch):
-    monkeypatch.setenv("RESEARCH_MAX_STEPS", "12")
+    monkeypatch.setenv("RESEARCH_MAX_STEPS", "4")
     notebook = execute("research.ipynb")
     text = outputs(notebook)
     runs = {r.status.get("model"): r for r in list_runs(project / "checkpoints")}
     assert set(runs) == {"conformer", "bigru"}
     new = runs["bigru"]
-    assert new.status["state"] == "finished" and new.status["step"] == 12 and new.best_checkpoint.is_file()
-    assert f"{new.id} finished step 12" in text
+    assert new.status["state"] == "finished" and new.status["step"] == 4 and new.best_checkpoint.is_file()
+    assert f"{new.id} finished step 4" in text
     assert f"{runs['conformer'].id}: conformer" in text, "the earlier run is ticked for comparison"
