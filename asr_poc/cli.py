@@ -56,6 +56,8 @@ def cmd_train(args) -> int:
             cfg["checkpoint_dir"] = args.root
         run = Run.create(cfg, root=args.root)
     print(run.path, flush=True)
+    if args.create_only:
+        return 0
     handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
     if args.background:
         return 0
@@ -194,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue a run (its folder or id) from last.pt; "
                    "--minutes and --set training.* may change its budget")
     p.add_argument("--background", action="store_true", help="start a separate process and return at once")
+    p.add_argument("--create-only", action="store_true",
+                   help="only create the run folder and print it (e.g. for torchrun -m asr_poc.training.worker)")
     p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
     p.set_defaults(func=cmd_train)
 
