@@ -69,3 +69,16 @@ def trained_run(learning_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     status = train(run)
     assert status["state"] == "finished", status
     return run
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll `predicate` until it returns something truthy (and return that), or fail after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -53,7 +53,7 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
     saved = json.loads(files["json"].read_text())
     assert saved["systems"][0]["ratios"]["rtfx_1_thread"] == pytest.approx(system["ratios"]["rtfx_1_thread"])
     md = files["markdown"].read_text()
-    assert "| conformer:xs | 2.54M |" in md and "(baseline)" in md and "x) |" in md
+    assert f"| conformer:xs | {system['parameters'] / 1e6:.2f}M |" in md and "(baseline)" in md and "x) |" in md
     assert "## Streaming" in md and "## Training throughput" in md
     assert files["plot"].read_bytes()[:8] == PNG_MAGIC
 

@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import jiwer
@@ -21,6 +20,7 @@ from asr_poc.config import REPO_ROOT
 from asr_poc.training.launcher import stop_run
 from asr_poc.training.run import Run, list_runs
 from asr_poc.ui.serve import free_port, voila_command, voila_env
+from conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -36,16 +36,6 @@ training: {batch_size: 8, eval_utterances: 4, warmup_steps: 2, num_threads: 1}
 """
 # Resources the Voila page itself asks a CDN for (Font Awesome); this machine is offline on purpose.
 OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")

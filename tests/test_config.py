@@ -1,5 +1,4 @@
 """Config loading, overrides, presets and one-line errors."""
-from pathlib import Path
 
 import pytest
 

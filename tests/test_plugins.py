@@ -1,5 +1,4 @@
 """The plugin loader finds models and data sets from all four sources, and names the known ones otherwise."""
-import sys
 import textwrap
 from importlib.metadata import EntryPoint
 

@@ -13,12 +13,11 @@ import torch
 import torchaudio
 
 from asr_poc.audio import AudioError, FeatureConfig, LogMel, load_audio
-from asr_poc.config import ConfigError, dataset_section, load_config
+from asr_poc.config import ConfigError, load_config
 from asr_poc.inference import REDECODE_SECONDS, StreamResampler, Transcriber
 from asr_poc.models.conformer import ConformerConfig, ConformerCTC, chunk_attention_mask
 from asr_poc.models.interface import StreamingLogMel
 from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
-from asr_poc.plugins import get_dataset_class
 from asr_poc.text import CharTokenizer
 from test_rnnt import overfit, shortest_utterances
 

@@ -21,17 +21,7 @@ from asr_poc.plugins import load_dataset, register_model
 from asr_poc.training.launcher import RunAlreadyActive, start_run, stop_run
 from asr_poc.training.run import Run
 from asr_poc.training.trainer import train
-from conftest import tiny_config
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from conftest import tiny_config, wait_for
 
 
 def weights(path: Path) -> dict:

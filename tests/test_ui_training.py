@@ -1,24 +1,13 @@
 """The training panel in Python: button states, a real run in a separate process, refusal of a second Start."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from asr_poc.training.run import Run, list_runs
 from asr_poc.ui.training_panel import TrainingPanel, button_states
-from conftest import TINY_MODEL
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from conftest import TINY_MODEL, wait_for
 
 
 def panel_overrides(corpus: Path, root: Path, *extra: str) -> list[str]:

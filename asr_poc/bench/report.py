@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from ..training.checkpoint import atomic_write_text
+from ..training.run import jsonable
 from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result, speed_only_points  # noqa: F401
 
 RATIO_KEYS = ("rtfx_1_thread", "rtfx_thread_cpu", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
@@ -154,23 +156,11 @@ def write_report(result: dict, out: str | Path, name: Optional[str] = None, root
     points = accuracy_speed_points(root, results_dir=out_dir, extra=points_from_result(result, str(paths["json"])))
     plot_accuracy_speed(points, paths["plot"], title=f"accuracy vs speed, {result['machine']['summary']}",
                         speed_only=speed_only_points(result))
-    paths["markdown"].write_text(markdown(result))
+    atomic_write_text(paths["markdown"], markdown(result))
     _atomic_json(paths["json"], result)
     return result["files"]
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=1) + "\n")
-    tmp.replace(path)
-
-
-def _clean(value):
-    """Strict JSON: NaN/inf become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
+    """Strict JSON (NaN and infinities become null), written atomically."""
+    atomic_write_text(path, json.dumps(jsonable(data), indent=1) + "\n")

@@ -65,14 +65,14 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Strict JSON: NaN and infinities become null (browsers' JSON.parse refuses them)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -202,7 +202,7 @@ class Run:
         """Merge `fields` into status.json (atomically) and refresh the `updated` heartbeat."""
         with _status_lock:
             status = {**self._read_status(), **fields, "updated": time.time()}
-            atomic_write_text(self.status_path, json.dumps(_jsonable(status), indent=2) + "\n")
+            atomic_write_text(self.status_path, json.dumps(jsonable(status), indent=2) + "\n")
         return status
 
     # --- events --------------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ class Run:
         """Append one event (a dict with `type`) as a JSON line; `time` is added when missing."""
         if not self._events_repaired:
             self._drop_partial_line()
-        line = json.dumps(_jsonable({"time": round(time.time(), 3), **event}), allow_nan=False)
+        line = json.dumps(jsonable({"time": round(time.time(), 3), **event}), allow_nan=False)
         with open(self.events_path, "a", encoding="utf-8", buffering=1) as f:
             f.write(line + "\n")
             f.flush()
