@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from torch import nn
 from torchaudio.models import Conformer
 
-from .interface import BaseASRModel, ModelConfig, StreamingLogMel
+from .interface import BaseASRModel, PresetModelConfig, StreamingLogMel
 
 SIZES: dict[str, dict[str, int]] = {
     # xs: 32 subsampling channels, not 144: the convolutions took half of the decoding time (benchmarks/results)
@@ -34,17 +34,10 @@ FEATURE_HOP_MS = 10  # the default log-mel hop (160 samples at 16 kHz); chunk si
 DYNAMIC_MAX_CHUNK = 25  # dynamic chunk training draws chunks of 1..25 encoder frames (WeNet's choice)
 
 
-class ConformerConfig(ModelConfig):
+class ConformerConfig(PresetModelConfig):
     """`models.conformer`: a size preset fills every dimension left null."""
 
-    size: Literal["xs", "s", "m"] = "xs"
-    input_dim: int = Field(80, ge=8, le=512)
-    encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
-    num_heads: Optional[int] = Field(None, ge=1, le=32)
-    num_layers: Optional[int] = Field(None, ge=1, le=48)
-    ffn_dim: Optional[int] = Field(None, ge=16, le=16384)
     kernel_size: Optional[int] = Field(None, ge=3, le=127)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     subsampling: Literal[4, 8] = 4
     subsampling_channels: Optional[int] = Field(None, ge=1, le=1024)  # channels of the subsampling convolutions
     streaming_chunk_ms: Optional[int] = Field(None, ge=40, le=5000)  # null: full context, no streaming
@@ -53,11 +46,7 @@ class ConformerConfig(ModelConfig):
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "ConformerConfig":
-        for key, value in SIZES[self.size].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        if self.encoder_dim % self.num_heads:
-            raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by num_heads ({self.num_heads})")
+        self.fill_from_preset(SIZES)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size ({self.kernel_size}) must be odd")
         frame_ms = FEATURE_HOP_MS * self.subsampling

@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import torch
 import torchaudio
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..audio import FeatureConfig, LogMel
@@ -23,6 +23,26 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     input_dim: int = 80
+
+
+class PresetModelConfig(ModelConfig):
+    """Keys of models with named sizes: every dimension left null comes from the `size` preset."""
+
+    size: Literal["xs", "s", "m"] = "xs"
+    input_dim: int = Field(80, ge=8, le=512)
+    encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
+    num_heads: Optional[int] = Field(None, ge=1, le=32)
+    num_layers: Optional[int] = Field(None, ge=1, le=48)
+    ffn_dim: Optional[int] = Field(None, ge=16, le=16384)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    def fill_from_preset(self, sizes: dict[str, dict[str, int]]) -> None:
+        """Fill the null dimensions from `sizes[self.size]`, then check that attention heads divide the width."""
+        for key, value in sizes[self.size].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        if self.encoder_dim % self.num_heads:
+            raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by num_heads ({self.num_heads})")
 
 
 class BaseASRModel(nn.Module, ABC):

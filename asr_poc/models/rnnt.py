@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torchaudio.models import emformer_rnnt_model
 
-from .interface import BaseASRModel, ModelConfig, StreamingLogMel
+from .interface import BaseASRModel, PresetModelConfig, StreamingLogMel
 
 SIZES: dict[str, dict[str, int]] = {
     "xs": dict(encoder_dim=144, num_heads=4, num_layers=6, ffn_dim=576, predictor_dim=128, joiner_dim=256),  # ~1.8M
@@ -37,18 +37,11 @@ SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalisat
 MAX_SYMBOLS_PER_FRAME = 4
 
 
-class RNNTConfig(ModelConfig):
+class RNNTConfig(PresetModelConfig):
     """`models.rnn-t`: a size preset fills every dimension left null; chunk and look-ahead set the latency."""
 
-    size: Literal["xs", "s", "m"] = "xs"
-    input_dim: int = Field(80, ge=8, le=512)
-    encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
-    num_heads: Optional[int] = Field(None, ge=1, le=32)
-    num_layers: Optional[int] = Field(None, ge=1, le=48)
-    ffn_dim: Optional[int] = Field(None, ge=16, le=16384)
     predictor_dim: Optional[int] = Field(None, ge=8, le=4096)  # embedding and LSTM width
     joiner_dim: Optional[int] = Field(None, ge=8, le=4096)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
     time_reduction: Literal[2, 4, 6, 8] = 4  # log-mel frames stacked into one encoder frame
     chunk_ms: int = Field(160, ge=20, le=5000)  # streaming segment
     lookahead_ms: int = Field(40, ge=0, le=2000)  # right context seen beyond each segment
@@ -57,11 +50,7 @@ class RNNTConfig(ModelConfig):
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "RNNTConfig":
-        for key, value in SIZES[self.size].items():
-            if getattr(self, key) is None:
-                object.__setattr__(self, key, value)
-        if self.encoder_dim % self.num_heads:
-            raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by num_heads ({self.num_heads})")
+        self.fill_from_preset(SIZES)
         if self.encoder_dim % self.time_reduction:
             raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by time_reduction "
                              f"({self.time_reduction})")
