@@ -50,6 +50,7 @@ class TrainingConfig(StrictModel):
     num_threads: Optional[int] = Field(None, ge=1, le=512)
     num_workers: int = Field(0, ge=0, le=64)
     mixed_precision: bool = True
+    init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)
 
 
 class TopLevelConfig(StrictModel):
