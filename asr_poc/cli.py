@@ -17,13 +17,17 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from .datasets import synthetic
+    from .datasets import real_check, synthetic
 
+    if args.name == "real-check":
+        print(real_check.prepare(args.out or "data/real-check"))
+        return 0
     if args.name != "synthetic":
         print(f"error: only 'synthetic' can be generated here; get {args.name} yourself and set "
               f"datasets.{args.name}.path", file=sys.stderr)
         return 2
-    out = synthetic.generate_corpus(out=args.out, utterances=args.utterances, seed=args.seed, progress=True)
+    out = synthetic.generate_corpus(out=args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
+                                    progress=True)
     print(out)
     return 0
 
@@ -180,9 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="generate the offline synthetic corpus (espeak-ng, LJSpeech layout)")
-    p.add_argument("name", choices=["synthetic"], help="corpus to generate")
-    p.add_argument("--out", default="data/synthetic")
+    p = sub.add_parser("prepare", help="build an offline corpus (LJSpeech layout): the espeak-ng synthetic corpus, "
+                       "or real-check, the real-speech check set shipped in the package")
+    p.add_argument("name", choices=["synthetic", "real-check"], help="corpus to build")
+    p.add_argument("--out", help="folder (default: data/synthetic or data/real-check)")
     p.add_argument("--utterances", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_prepare)

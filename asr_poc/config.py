@@ -44,6 +44,7 @@ class TrainingConfig(StrictModel):
     grad_clip: float = Field(5.0, gt=0)
     checkpoint_every: int = Field(1, ge=1)
     eval_utterances: int = Field(100, ge=0)
+    extra_eval: list[str] = ["real-check", "recordings"]  # data sets whose test split is scored beside dev
     spec_augment: bool = True
     seed: int = 0
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -190,6 +191,10 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
             names_ok = False
         elif names_ok and name not in cfg[f"{kind}s"]:
             problems.append(f"{kind}s.{name}: missing section for the chosen {kind} {name!r}")
+    for name in cfg["training"]["extra_eval"] if names_ok else ():
+        if name not in cfg["datasets"]:
+            problems.append(f"training.extra_eval: {name!r} is not an entry of `datasets` "
+                            f"({', '.join(cfg['datasets'])})")
     if problems:
         raise ConfigError(problems)
     plugins.add_plugin_paths(cfg["plugin_paths"])

@@ -18,6 +18,7 @@ if [ ! -f "$corpus/metadata.csv" ]; then
   echo "== building the default corpus in $corpus (espeak-ng, about a minute)"
   "$asr" prepare synthetic --out "$corpus" --utterances 3000 --seed 0
 fi
+[ -f data/real-check/metadata.csv ] || "$asr" prepare real-check --out data/real-check  # real speech, shipped
 
 if [ "${1:-dashboard}" != "cli" ]; then
   echo "== dashboard: open http://127.0.0.1:$port/ in a browser (Ctrl-C stops the server)"
