@@ -108,7 +108,10 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
 
         # ---- optimizer, learning-rate schedule, batches, mixed precision --------------------------------------
         optimizer_cls = torch.optim.AdamW if tc["optimizer"] == "adamw" else torch.optim.Adam
-        optimizer = optimizer_cls(raw_model.parameters(), lr=tc["learning_rate"], weight_decay=tc["weight_decay"])
+        # a model may give parameter groups of its own (e.g. a pretrained model's head at another learning rate)
+        groups = getattr(raw_model, "parameter_groups", None)
+        params = groups(tc["learning_rate"]) if callable(groups) else raw_model.parameters()
+        optimizer = optimizer_cls(params, lr=tc["learning_rate"], weight_decay=tc["weight_decay"])
         sampler = DurationBucketSampler(train_ds.durations(), tc["batch_size"], seed=tc["seed"],
                                         rank=rank, world_size=world_size)
         batches_per_epoch = len(sampler)
