@@ -96,14 +96,22 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             checkpoint = torch.load(run.last_checkpoint, map_location=device, weights_only=False)
         elif resume:
             emit({"type": "log", "level": "warning", "message": "no last.pt to resume from; starting from step 0"})
+        initial = None
         if checkpoint is not None:
             model_config = checkpoint["config"]
+        elif tc["init_checkpoint"]:  # a new run from another run's weights, with their vocabulary
+            initial = _initial_model(tc["init_checkpoint"], cfg["model"])
+            model_config = {**initial.config, "spec_augment": tc["spec_augment"]}
         else:
             tokenizer = CharTokenizer.from_texts(train_ds.texts())
             model_config = {**model_section(cfg), "vocab": tokenizer.vocab,
                             "features": FeatureConfig.from_dict(dataset_section(cfg)).to_dict(),
                             "spec_augment": tc["spec_augment"]}
         raw_model = get_model_class(cfg["model"])(model_config).to(device)
+        if initial is not None:
+            raw_model.load_state_dict(initial.state_dict())
+            emit({"type": "log", "level": "info", "message": f"initialised from {tc['init_checkpoint']}"})
+            del initial
         tokenizer = raw_model.tokenizer
 
         # ---- optimizer, learning-rate schedule, batches, mixed precision --------------------------------------
@@ -284,6 +292,21 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
         heartbeat.stop()
         if world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _initial_model(path: str, model_name: str):
+    """The model saved at `path` (training.init_checkpoint), which must be of the class the run trains."""
+    from ..config import resolve_path
+    from ..models.interface import BaseASRModel
+
+    try:
+        model = BaseASRModel.from_checkpoint(resolve_path(path))
+    except (OSError, ValueError) as err:
+        raise TrainingError(f"training.init_checkpoint = {path!r}: {err}") from None
+    if type(model) is not get_model_class(model_name):
+        raise TrainingError(f"training.init_checkpoint = {path!r} holds a {model.name!r} model; "
+                            f"set model: {model.name} to start from it")
+    return model
 
 
 def lr_factor(step: int, warmup: int, schedule: str, total: float) -> float:

@@ -1,0 +1,125 @@
+"""Your voice in ten minutes: a normal run that starts from a checkpoint and trains on the synthetic corpus mixed
+with a person's own recordings (oversampled).
+
+`adaptation_config` writes the config (dataset `mix`, `training.init_checkpoint`, a gentle constant learning
+rate, the time limit); `start_adaptation` scores the starting checkpoint on the person's held-out clips (the
+"before"), saves that as `adaptation.json` in the new run folder and starts the run through `start_run` like any
+other: it has curves, Stop and Resume. Its dev set is the person's held-out clips, so its dev CER is the "after".
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from .config import deep_merge, resolve_path, validate_config
+from .datasets.mix import part_config
+from .datasets.recordings import DEFAULT_PATH as DEFAULT_RECORDINGS
+from .datasets.recordings import RecordingsDataset, RecordingStore
+from .training.checkpoint import atomic_write_text
+from .training.launcher import Background, RunHandle, start_run
+from .training.run import Run
+
+ADAPTATION_FILE = "adaptation.json"
+DEFAULT_MINUTES = 5.0
+DEFAULT_REPEAT = 8  # each recording is seen this many times per pass over the synthetic corpus
+DEFAULT_LEARNING_RATE = 5e-4  # a quarter of the default: adapt the model, do not retrain it
+MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
+
+
+def checkpoint_model_name(checkpoint: str | os.PathLike) -> str:
+    """The model plugin a checkpoint was trained with (from its run folder's config.yaml, else the file)."""
+    path = resolve_path(checkpoint)
+    run_config = path.parent / "config.yaml"
+    if run_config.is_file():
+        import yaml
+
+        name = (yaml.safe_load(run_config.read_text()) or {}).get("model")
+        if name:
+            return str(name)
+    from .models.interface import BaseASRModel
+
+    return BaseASRModel.from_checkpoint(path).name
+
+
+def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
+                      minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
+                      repeat: int = DEFAULT_REPEAT, learning_rate: float = DEFAULT_LEARNING_RATE,
+                      check_data: bool = True) -> dict:
+    """A validated run config: `base` trained from `init_checkpoint` on its corpus + `speaker`'s recordings."""
+    path = resolve_path(init_checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    corpus = base["dataset"] if base["dataset"] not in MIX_OF else "synthetic"
+    recordings = dict(base["datasets"].get("recordings") or {"path": DEFAULT_RECORDINGS})
+    recordings.update(speakers=[speaker] if speaker else [])
+    features = {k: v for k, v in base["datasets"][corpus].items()
+                if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "max_seconds")}
+    mix = {"parts": [{"name": corpus, **base["datasets"][corpus]},
+                     {"name": "recordings", **recordings, "repeat": repeat}],
+           "eval_part": "recordings", "eval_split": "test", **features}
+    training = {"init_checkpoint": str(path), "max_minutes": minutes, "max_steps": max_steps,
+                "learning_rate": learning_rate, "lr_schedule": "constant",
+                "warmup_steps": min(base["training"]["warmup_steps"], 20),
+                "eval_utterances": base["training"]["eval_utterances"] or 100}  # dev: the held-out clips
+    raw = deep_merge(base, {"model": checkpoint_model_name(path), "dataset": "mix", "training": training})
+    raw["datasets"]["mix"] = mix  # replaced, not merged: the parts are these two
+    for name in ("recordings", "mix"):
+        if name not in raw["available_datasets"]:
+            raw["available_datasets"] = [*raw["available_datasets"], name]
+    return validate_config(raw, check_data=check_data)
+
+
+def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: Optional[str] = None,
+                      split: str = "test") -> Optional[dict]:
+    """WER/CER of `checkpoint` on `speaker`'s clips of `split` (None when there are none)."""
+    from .evaluation import evaluate
+    from .models.interface import BaseASRModel
+
+    model = BaseASRModel.from_checkpoint(resolve_path(checkpoint))
+    config = {**recordings, "speakers": [speaker] if speaker else [], "sample_rate": model.sample_rate}
+    dataset = RecordingsDataset(config, split)
+    if len(dataset) == 0:
+        return None
+    result = evaluate(model, dataset)
+    return {"wer": result["wer"], "cer": result["cer"], "utterances": result["utterances"]}
+
+
+def start_adaptation(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
+                     minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
+                     repeat: int = DEFAULT_REPEAT, learning_rate: float = DEFAULT_LEARNING_RATE,
+                     background: Background = "process", root: str | os.PathLike | None = None,
+                     exclusive: bool = True) -> RunHandle:
+    """Create the adaptation run, record the "before" score in it, and start it (see `start_run`)."""
+    recordings = {**(base["datasets"].get("recordings") or {"path": DEFAULT_RECORDINGS}),
+                  "speakers": [speaker] if speaker else []}
+    if not RecordingStore(recordings["path"]).counts(speaker)["train"]:
+        raise ValueError(f"no training recordings{f' of {speaker}' if speaker else ''} in {recordings['path']}: "
+                         "record some sentences first")
+    cfg = adaptation_config(base, init_checkpoint, speaker=speaker, minutes=minutes, max_steps=max_steps,
+                            repeat=repeat, learning_rate=learning_rate)
+    recordings = part_config(cfg["datasets"]["mix"], cfg["datasets"]["mix"]["parts"][1])
+    before = voice_error_rates(init_checkpoint, recordings, speaker)
+    run = Run.create(cfg, root=root)
+    atomic_write_text(run.path / ADAPTATION_FILE, json.dumps(
+        {"init_checkpoint": str(resolve_path(init_checkpoint)), "speaker": speaker, "before": before}, indent=2))
+    return start_run(run, background=background, root=root, exclusive=exclusive)
+
+
+def adaptation_summary(run: Run) -> Optional[dict]:
+    """{speaker, init_checkpoint, before, after} of an adaptation run (None for any other run).
+
+    `after` is the run's best dev score so far: its dev set is the speaker's held-out clips.
+    """
+    path = Path(run.path) / ADAPTATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    status = run.status
+    after = ({"cer": status["best_cer"], "wer": status.get("best_wer"), "step": status.get("step")}
+             if status.get("best_cer") is not None else None)
+    return {**info, "after": after}

@@ -1,0 +1,141 @@
+"""Adapting to a voice: training.init_checkpoint, the adaptation run, and (slow) that a stand-in voice's CER falls."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from asr_poc.adapt import ADAPTATION_FILE, adaptation_config, adaptation_summary, start_adaptation
+from asr_poc.datasets.recordings import RecordingStore
+from asr_poc.training.run import Run
+from asr_poc.training.trainer import train
+from tests.conftest import tiny_config
+
+WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
+
+
+def tone(seconds: float = 1.2, freq: float = 300.0) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    root = tmp_path_factory.mktemp("tiny-runs")
+    run = Run.create(tiny_config(small_corpus, root, "training.max_steps=2"))
+    assert train(run)["state"] == "finished"
+    return run
+
+
+def test_a_new_run_starts_from_the_init_checkpoint_weights_and_vocabulary(tiny_run: Run, small_corpus: Path,
+                                                                         tmp_path: Path):
+    start = torch.load(tiny_run.last_checkpoint, weights_only=False)
+    cfg = tiny_config(small_corpus, tmp_path, "training.max_steps=1", "training.learning_rate=1e-9",
+                      f"training.init_checkpoint={tiny_run.last_checkpoint}")
+    run = Run.create(cfg)
+    assert train(run)["state"] == "finished"
+    after = torch.load(run.last_checkpoint, weights_only=False)
+    assert after["config"]["vocab"] == start["config"]["vocab"] and after["step"] == 1
+    for name, tensor in start["state_dict"].items():  # one step at lr 1e-9 from the same weights
+        if "running_" in name or "num_batches" in name:  # batch-norm statistics move in any training step
+            continue
+        assert torch.allclose(tensor.float(), after["state_dict"][name].float(), atol=1e-6), name
+    assert any("initialised from" in e.get("message", "") for e in run.events())
+
+
+def test_an_init_checkpoint_of_another_model_or_no_file_fails_clearly(tiny_run: Run, small_corpus: Path,
+                                                                      tmp_path: Path):
+    run = Run.create(tiny_config(small_corpus, tmp_path, "model=rnn-t",
+                                 f"training.init_checkpoint={tiny_run.last_checkpoint}"))
+    status = train(run)
+    assert status["state"] == "failed" and "holds a 'conformer' model" in status["error"]
+    run = Run.create(tiny_config(small_corpus, tmp_path, f"training.init_checkpoint={tmp_path / 'none.pt'}"))
+    status = train(run)
+    assert status["state"] == "failed" and "checkpoint not found" in status["error"]
+
+
+def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_run: Run, small_corpus: Path,
+                                                                         tmp_path: Path):
+    store = RecordingStore(tmp_path / "rec")
+    with pytest.raises(ValueError, match="no training recordings of anna"):
+        start_adaptation(tiny_config(small_corpus, tmp_path, f"datasets.recordings.path={tmp_path / 'rec'}"),
+                         tiny_run.last_checkpoint, speaker="anna", background="foreground", root=tmp_path)
+    for i, word in enumerate(WORDS):
+        store.add(tone(freq=200 + 40 * i), f"say {word}", "anna")
+    store.add(tone(), "somebody else", "bob")
+    base = tiny_config(small_corpus, tmp_path, f"datasets.recordings.path={tmp_path / 'rec'}")
+    cfg = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", minutes=3, repeat=4)
+    assert cfg["dataset"] == "mix" and cfg["training"]["max_minutes"] == 3
+    assert cfg["training"]["init_checkpoint"] == str(tiny_run.last_checkpoint)
+    parts = cfg["datasets"]["mix"]["parts"]
+    assert [(p["name"], p["repeat"]) for p in parts] == [("synthetic", 1), ("recordings", 4)]
+    assert parts[1]["speakers"] == ["anna"] and parts[0]["path"] == str(small_corpus)
+
+    handle = start_adaptation(base, tiny_run.last_checkpoint, speaker="anna", minutes=None, max_steps=3,
+                              background="foreground", root=tmp_path / "runs")
+    run = handle.run
+    assert run.status["state"] == "finished", run.status
+    summary = adaptation_summary(run)
+    assert summary["speaker"] == "anna" and summary["before"]["utterances"] == 2  # anna-0005, anna-0010
+    assert summary["after"]["cer"] == run.status["best_cer"]
+    assert json.loads((run.path / ADAPTATION_FILE).read_text())["init_checkpoint"] == str(tiny_run.last_checkpoint)
+    assert adaptation_summary(tiny_run) is None
+
+
+# --- the offline demonstration (slow) --------------------------------------------------------------------------
+
+STAND_IN = "en-us+Andy"  # neither the voice variant nor its combination is in the synthetic corpus
+ADAPT_STEPS = 120
+
+
+def speak(text: str, voice: str, folder: Path) -> np.ndarray:
+    from asr_poc.audio import load_audio
+    from asr_poc.datasets.synthetic import _espeak, _speak
+
+    wav = folder / f"{abs(hash(text))}.wav"
+    _speak(_espeak(), text, voice, 160, 50, wav)
+    return load_audio(wav, 16000)
+
+
+@pytest.mark.slow
+def test_a_voice_the_corpus_never_had_is_learned_from_forty_recordings(trained_run: Run, learning_corpus: Path,
+                                                                        tmp_path: Path):
+    """40 sentences of a stand-in voice are its recordings, 10 others its test; CER on those 10 falls clearly."""
+    from asr_poc.config import load_config
+    from asr_poc.datasets.synthetic import SentenceGenerator, VARIANTS
+    from asr_poc.evaluation import evaluate
+    from asr_poc.models.interface import BaseASRModel
+    from asr_poc.plugins import load_dataset
+
+    assert STAND_IN.split("+")[1] not in VARIANTS
+    store, sentences, spoken = RecordingStore(tmp_path / "rec"), SentenceGenerator(seed=2026), tmp_path / "tts"
+    spoken.mkdir()
+    for i in range(50):
+        text = sentences.sentence()
+        store.add(speak(text, STAND_IN, spoken), text, "stand-in", split="test" if i >= 40 else "train")
+    assert store.counts("stand-in") == {"train": 40, "dev": 0, "test": 10}
+
+    base = load_config(trained_run.config_path, [f"datasets.recordings.path={tmp_path / 'rec'}",
+                                                 "training.eval_utterances=10"])
+    started = time.monotonic()
+    handle = start_adaptation(base, trained_run.best_checkpoint, speaker="stand-in", minutes=None,
+                              max_steps=ADAPT_STEPS, learning_rate=1e-3, background="foreground",
+                              root=tmp_path / "runs")
+    minutes = (time.monotonic() - started) / 60
+    assert handle.run.status["state"] == "finished", handle.run.status
+    summary = adaptation_summary(handle.run)
+
+    synthetic_test = load_dataset("synthetic", {"path": str(learning_corpus)}, "test")
+    voice_test = load_dataset("recordings", {"path": str(tmp_path / "rec"), "speakers": ["stand-in"]}, "test")
+    figures = {}
+    for name, checkpoint in (("before", trained_run.best_checkpoint), ("after", handle.run.last_checkpoint)):
+        model = BaseASRModel.from_checkpoint(checkpoint)
+        figures[name] = {"voice": evaluate(model, voice_test)["cer"], "synthetic": evaluate(model, synthetic_test)["cer"]}
+    print(f"\nadaptation to {STAND_IN}: {ADAPT_STEPS} steps in {minutes:.1f} min; {json.dumps(figures)}")
+    assert summary["before"]["cer"] == pytest.approx(figures["before"]["voice"], abs=1e-6)
+    assert figures["after"]["voice"] <= 0.6 * figures["before"]["voice"]
+    assert figures["after"]["synthetic"] <= 1.2 * figures["before"]["synthetic"] + 0.02
