@@ -39,6 +39,7 @@ from ..evaluation import evaluate
 from ..plugins import get_dataset_class, get_model_class
 from ..text import CharTokenizer
 from .checkpoint import atomic_torch_save
+from .extra_eval import load_extra_sets, score_extra_sets
 from .run import Run
 
 HEARTBEAT_SECONDS = 5.0
@@ -160,6 +161,8 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
               f"{len(dev_ds) if dev_ds is not None else 0} dev utterances; {batches_per_epoch} batches an epoch "
               f"of {tc['batch_size']} on {device}" + (f" x {world_size}" if world_size > 1 else "")})
 
+        extra_sets = load_extra_sets(cfg, raw_model.sample_rate, emit) if master else {}  # real speech beside dev
+
         def save(kind: str) -> None:
             """Write a checkpoint of the current state (rank 0 only) and announce it."""
             if not master:
@@ -185,6 +188,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                 if improved:
                     best_cer, best_wer = metrics["cer"], metrics["wer"]
                     set_status(best_cer=best_cer, best_wer=best_wer)
+            score_extra_sets(raw_model, extra_sets, step, epoch, emit)  # training.extra_eval: events only
             if end_of_epoch and epoch % tc["checkpoint_every"] == 0:
                 save("epoch")
             save("last")
