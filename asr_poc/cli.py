@@ -26,8 +26,13 @@ def cmd_prepare(args) -> int:
         print(f"error: only 'synthetic' can be generated here; get {args.name} yourself and set "
               f"datasets.{args.name}.path", file=sys.stderr)
         return 2
-    out = synthetic.generate_corpus(out=args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
-                                    progress=True)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    try:
+        out = synthetic.generate_corpus(out=args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
+                                        progress=True, engines=engines)
+    except (RuntimeError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(out)
     return 0
 
@@ -44,8 +49,10 @@ def _train_overrides(args) -> list[str]:
 
 
 def cmd_train(args) -> int:
+    import shutil
+
     from .config import load_config
-    from .training.launcher import start_run
+    from .training.launcher import RunAlreadyActive, start_run
     from .training.run import Run
 
     background = "process" if args.background else "foreground"
@@ -61,7 +68,12 @@ def cmd_train(args) -> int:
     print(run.path, flush=True)
     if args.create_only:
         return 0
-    handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
+    try:
+        handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
+    except RunAlreadyActive:
+        if not args.resume:  # the folder made a moment ago holds nothing yet
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     if args.background:
         return 0
     status = handle.status
@@ -73,9 +85,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from .training.launcher import stop_run
+    from .training.launcher import still_active, stop_run
 
     status = stop_run(args.run, root=args.root, timeout=args.timeout)
+    if still_active(status):
+        print(f"{args.run}: still {status.get('state')} after {args.timeout:g} s (the stop request stays; "
+              f"wait longer with --timeout)", file=sys.stderr)
+        return 1
     print(f"{args.run}: {status.get('state')}")
     return 0
 
@@ -177,7 +193,8 @@ def cmd_bench(args) -> int:
 def cmd_dashboard(args) -> int:
     from .ui.serve import serve
 
-    return serve(port=args.port, open_browser=args.open, config=args.config)
+    return serve(port=args.port, open_browser=args.open, config=args.config, token=args.token, ip=args.ip,
+                 hosts=args.allow_host, cull_after=args.cull_after)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder (default: data/synthetic or data/real-check)")
     p.add_argument("--utterances", type=int, default=1500)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engines", default="espeak,festival",
+                   help="synthetic: voice engines, comma-separated (espeak, festival); default espeak,festival")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model; prints the run folder")
@@ -251,8 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("dashboard", help="serve the dashboard (Voila) on 127.0.0.1, without the code cells")
+    p = sub.add_parser("dashboard", help="serve the dashboard (Voila) on 127.0.0.1 behind a token, without the code "
+                       "cells; prints the URL with the token")
     p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--token", help="the token to require (default: $ASR_POC_TOKEN, else a new random one); "
+                   "prefer the variable: a command line is visible to other users")
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container or "
+                   "behind a reverse proxy; see the README)")
+    p.add_argument("--allow-host", action="append", metavar="NAME", help="a Host name the server answers besides "
+                   "localhost/127.0.0.1/::1 (repeatable; default: $ASR_POC_ALLOWED_HOSTS, comma-separated)")
+    p.add_argument("--cull-after", type=float, default=300.0, metavar="SECONDS",
+                   help="shut down a page's kernel when no page has been connected to it for this long")
     p.add_argument("--open", action="store_true", help="open it in the default browser too")
     p.add_argument("--config", help="YAML file merged over configs/default.yaml for the runs it starts")
     p.set_defaults(func=cmd_dashboard)
@@ -283,7 +311,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         if os.environ.get("ASR_POC_DEBUG"):
             raise
-        print(f"error: {err.__class__.__name__}: {err}", file=sys.stderr)
+        clear = type(err).__name__ in ("CheckpointRefused", "RunAlreadyActive", "DiskFullError")  # say it all
+        print(f"error: {err}" if clear else f"error: {err.__class__.__name__}: {err}", file=sys.stderr)
         return 1
 
 

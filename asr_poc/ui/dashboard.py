@@ -48,7 +48,7 @@ class Dashboard(w.VBox):
         overrides = tuple(overrides)
         self.training = TrainingPanel(config_path, overrides, background=background)
         self.runs = RunBrowser(self.training.root)
-        self.test = TestPanel(self.training.root)
+        self.test = TestPanel(self.training.root, preload=False)  # torch and the model load when the tab opens
         # The runs and test tabs get their content when first opened: a chart drawn in a hidden tab has no size.
         self.pages = [w.Box([self.training]), w.Box([]), w.Box([])]
         self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test"))

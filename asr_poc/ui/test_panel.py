@@ -14,21 +14,24 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import ipywidgets as w
 import numpy as np
 import soundfile as sf
 
-from ..audio import AudioError, load_audio
 from ..config import load_config
-from ..evaluation import real_time_factor
-from ..inference import Transcriber
 from ..training.run import default_root, list_runs
 from .recorder import MicRecorder
 
+if TYPE_CHECKING:  # torch comes with these: a page that never opens the Test tab does not import it
+    from ..inference import Transcriber
+
 UPLOAD_TYPES = "audio/*,.wav,.flac,.ogg,.oga,.opus,.mp3,.webm,.m4a"
 MAX_SECONDS = 120.0
+# An upload arrives as one websocket message (serve.WEBSOCKET_MAX_MESSAGE_BYTES stays above this): room for
+# MAX_SECONDS of 48 kHz stereo 32-bit float WAV, the largest common uncompressed recording.
+MAX_UPLOAD_BYTES = 48 * 1024 * 1024
 LIVE_EVERY = 0.25  # seconds between partial transcripts while recording
 
 
@@ -46,6 +49,12 @@ def checkpoint_options(root: Path) -> list[tuple[str, str]]:
     return options
 
 
+def upload_too_large(name: str, size: int, max_seconds: float) -> str:
+    """The Test tab's one-line refusal of an upload over MAX_UPLOAD_BYTES (HTML)."""
+    return (f"<code>{html.escape(name)}</code> cannot be used: it is {size / 2**20:.1f} MiB; uploads are limited to "
+            f"{MAX_UPLOAD_BYTES / 2**20:.0f} MiB and {max_seconds:g} s (compress it, e.g. to FLAC or Opus, or cut it)")
+
+
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     """16-bit WAV of float or int16 samples, for the browser's audio player."""
     buffer = io.BytesIO()
@@ -59,7 +68,7 @@ class TestPanel(w.VBox):
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, root: Optional[os.PathLike] = None, config_path: Optional[str] = None,
-                 overrides: tuple[str, ...] = (), max_seconds: float = MAX_SECONDS):
+                 overrides: tuple[str, ...] = (), max_seconds: float = MAX_SECONDS, preload: bool = True):
         self.root = Path(root) if root else default_root(load_config(config_path, list(overrides), check_data=False))
         self.max_seconds = max_seconds
         self._transcribers: dict[str, tuple[float, Transcriber]] = {}
@@ -109,11 +118,11 @@ class TestPanel(w.VBox):
         self.add_class("asr-test-panel")
         self._refreshing = False
         self.checkpoint.observe(self._checkpoint_chosen, "value")
-        self.refresh()
+        self.refresh(preload=preload)  # the dashboard preloads when the tab is opened: torch only if it is used
 
     # --- checkpoints ---------------------------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """List the checkpoints again, keeping the selection when it still exists."""
+    def refresh(self, preload: bool = True) -> None:
+        """List the checkpoints again, keeping the selection when it still exists (and load the chosen one)."""
         current = self.checkpoint.value
         options = checkpoint_options(self.root)
         self._refreshing = True
@@ -123,7 +132,7 @@ class TestPanel(w.VBox):
             self.checkpoint.value = current if current in values else (values[0] if values else None)
         finally:
             self._refreshing = False
-        if self.checkpoint.value:
+        if self.checkpoint.value and preload:
             self.submit(self._preload)  # so that the first recording or upload does not wait for the model
         if not options:
             self.show_message("no checkpoints yet: train a model first (the Training tab)", "warning")
@@ -135,6 +144,8 @@ class TestPanel(w.VBox):
 
     def transcriber(self) -> Transcriber:
         """The chosen checkpoint's Transcriber (loaded once per file version); only files under the runs root."""
+        from ..inference import Transcriber  # imports torch: only when a checkpoint is used
+
         value = self.checkpoint.value
         if not value:
             raise LookupError("choose a checkpoint first (none found under "
@@ -166,10 +177,15 @@ class TestPanel(w.VBox):
         item = files[0]
         name, data = item.get("name", "upload"), bytes(item.get("content", b""))
         self.upload.value = ()  # so that the same file can be chosen again
+        if len(data) > MAX_UPLOAD_BYTES:
+            self.show_message(upload_too_large(name, len(data), self.max_seconds), "error")
+            return
         self.submit(self.transcribe_bytes, data, name)
 
     def transcribe_bytes(self, data: bytes, name: str = "upload") -> Optional[dict]:
         """Transcribe an uploaded file's bytes and show the result (or why it could not be read)."""
+        from ..audio import AudioError, load_audio  # imports torch, as the model does
+
         self.show_message(f"transcribing <code>{html.escape(name)}</code>...", "info")
         try:
             transcriber = self.transcriber()
@@ -250,6 +266,8 @@ class TestPanel(w.VBox):
         self.submit(self._finish_recording, audio)
 
     def _finish_recording(self, audio: np.ndarray) -> Optional[dict]:
+        from ..audio import AudioError  # imports torch, which the transcriber has loaded already
+
         transcriber = self._session_transcriber
         if transcriber is None:
             return None
@@ -284,6 +302,8 @@ class TestPanel(w.VBox):
     # --- output --------------------------------------------------------------------------------------------------
     def show_result(self, text: str, audio_seconds: float, compute_seconds: float, samples: np.ndarray,
                     sample_rate: int, source: str = "", note: str = "") -> dict:
+        from ..evaluation import real_time_factor  # imports torch, which a transcription has loaded already
+
         rtf = real_time_factor(compute_seconds, audio_seconds)
         speed = f" ({1 / rtf:.0f}x faster than real time)" if rtf and rtf > 0 else ""
         self.transcript.value = (f"<div style='font-size:1.3em;padding:6px 0'>{html.escape(text)}</div>" if text

@@ -11,6 +11,7 @@ import html
 import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Iterable, Optional
 
 import ipywidgets as w
@@ -18,7 +19,7 @@ import ipywidgets as w
 from ..config import ConfigError, load_config
 from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
 from ..training.run import ACTIVE_STATES, Run, default_root, list_runs
-from .charts import LineChart
+from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher
 
@@ -35,6 +36,21 @@ def button_states(state: Optional[str], has_last_checkpoint: bool) -> dict[str, 
             "resume": state in RESUMABLE and has_last_checkpoint}
 
 
+def form_config(config_path: Optional[str], overrides: list[str]) -> dict:
+    """The merged config the form starts from, its top-level keys checked. The model's and data set's sections are
+    not: checking them imports their plugins, and torch with them (about 700 MB), into every page kernel; Start
+    validates everything (`load_config`) before a run is made."""
+    from ..config import DEFAULT_CONFIG, TopLevelConfig, apply_overrides, deep_merge, read_yaml, validate_section
+
+    raw = read_yaml(DEFAULT_CONFIG)
+    if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
+        raw = deep_merge(raw, read_yaml(config_path))
+    cfg, problems = validate_section(TopLevelConfig, apply_overrides(raw, overrides), "")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
 class TrainingPanel(w.VBox):
     """The training tab. `overrides` are `--set`-style strings applied to every run it starts."""
 
@@ -42,7 +58,7 @@ class TrainingPanel(w.VBox):
                  attach: bool = True, interval: float = 0.25, discover_every: float = 2.0):
         self.config_path, self.overrides, self.background = config_path, list(overrides), background
         self.interval, self.discover_every = interval, discover_every
-        self.base = load_config(config_path, self.overrides, check_data=False)
+        self.base = form_config(config_path, self.overrides)
         self.root = default_root(self.base)
         self.run: Optional[Run] = None
         self.handle: Optional[RunHandle] = None
@@ -118,7 +134,7 @@ class TrainingPanel(w.VBox):
 
         self.loss_chart = LineChart("training loss", legend=False)
         self.lr_chart = LineChart("learning rate", legend=False)
-        self.eval_chart = LineChart("dev WER / CER (each epoch)", markers=True)
+        self.eval_chart = LineChart("dev WER / CER, real-speech CER (each epoch)", markers=True)
         self.loss_chart.figure.add_class("asr-loss-chart")
         self.charts_box = w.GridBox([self.loss_chart.figure, self.lr_chart.figure, self.eval_chart.figure],
                                     layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(300px, 1fr))",
@@ -261,6 +277,9 @@ class TrainingPanel(w.VBox):
         if "evals" in changed:
             self.eval_chart.set_line("WER", h.eval_steps, h.wers, color="#d62728")
             self.eval_chart.set_line("CER", h.eval_steps, h.cers, color="#2ca02c")
+        if "extra" in changed:  # training.extra_eval: CER on real speech beside the dev curves
+            for i, (name, (steps, _, cers)) in enumerate(h.extra_series().items()):
+                self.eval_chart.set_line(f"{name} CER", steps, cers, color=EXTRA_COLORS[i % len(EXTRA_COLORS)])
         if "logs" in changed:
             self.log_html.value = render_log(h.logs)
             if any(e.get("level") in ("warning", "error") or e.get("error") for e in events):
