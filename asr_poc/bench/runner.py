@@ -131,7 +131,14 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
 
 
 def _dataset_override(options: BenchOptions) -> list[str]:
-    return [f"dataset={options.dataset}"] if options.dataset else []
+    """The data set training throughput is measured on: --dataset, unless it is an evaluation set
+    (`training.extra_eval`, e.g. real-check, which has no train split): then the config's own."""
+    from ..config import load_config
+
+    if not options.dataset:
+        return []
+    extra = load_config(options.config_path, options.overrides, check_data=False)["training"]["extra_eval"]
+    return [] if options.dataset in extra else [f"dataset={options.dataset}"]
 
 
 def _accuracy(corpus: BenchCorpus, hypotheses: list[str]) -> dict:

@@ -29,7 +29,7 @@ def training_config(model_name: str, model_section: dict, config_path: Optional[
     from ..config import load_config, validate_config
 
     sets = [*overrides, f"model={model_name}", f"checkpoint_dir={root}", f"training.max_steps={steps}",
-            "training.eval_utterances=0", "training.max_minutes=null", "training.epochs=1000",
+            "training.eval_utterances=0", "training.extra_eval=[]", "training.max_minutes=null", "training.epochs=1000",
             f"training.num_threads={threads or 'null'}"]
     if batch_size:
         sets.append(f"training.batch_size={batch_size}")

@@ -9,6 +9,7 @@ from ipywidgets import Layout
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22"]
+EXTRA_COLORS = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]  # real-speech sets beside dev WER/CER
 MAX_POINTS = 2000  # a line longer than this is thinned for display (the run folder keeps every point)
 
 

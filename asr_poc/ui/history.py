@@ -27,6 +27,7 @@ class RunHistory:
     wers: list[float] = field(default_factory=list)
     cers: list[float] = field(default_factory=list)
     rtfs: list[float] = field(default_factory=list)
+    extra_evals: list[dict] = field(default_factory=list)  # `extra_eval` events: real speech beside dev
     logs: list[dict] = field(default_factory=list)
     checkpoints: list[dict] = field(default_factory=list)
     state: Optional[str] = None
@@ -35,7 +36,8 @@ class RunHistory:
     batches_per_epoch: Optional[int] = None
 
     def extend(self, events: list[dict]) -> set[str]:
-        """Add events; return the parts that changed: 'steps', 'evals', 'logs', 'state', 'checkpoints'."""
+        """Add events; return the parts that changed: 'steps', 'evals', 'extra', 'logs', 'state',
+        'checkpoints'."""
         changed: set[str] = set()
         for e in events:
             kind = e.get("type")
@@ -58,6 +60,9 @@ class RunHistory:
                 self.cers.append(_num(e.get("cer")))
                 self.rtfs.append(_num(e.get("rtf")))
                 changed.add("evals")
+            elif kind == "extra_eval" and e.get("dataset"):
+                self.extra_evals.append(e)
+                changed.add("extra")
             elif kind == "log":
                 self.logs.append(e)
                 del self.logs[:-MAX_LOG_LINES]
@@ -91,6 +96,23 @@ class RunHistory:
             return None
         i = min(finite, key=lambda j: self.cers[j])
         return {"cer": self.cers[i], "wer": self.wers[i], "rtf": self.rtfs[i], "step": self.eval_steps[i]}
+
+    def extra_series(self) -> dict[str, tuple[list[int], list[float], list[float]]]:
+        """{extra set: (steps, WERs, CERs)}, in the order the sets first appeared."""
+        series: dict[str, tuple[list[int], list[float], list[float]]] = {}
+        for e in self.extra_evals:
+            steps, wers, cers = series.setdefault(e["dataset"], ([], [], []))
+            steps.append(int(e.get("step") or 0))
+            wers.append(_num(e.get("wer")))
+            cers.append(_num(e.get("cer")))
+        return series
+
+    def extra_at_best(self) -> dict[str, dict]:
+        """{extra set: its score at the best dev evaluation's step (what best.pt holds), else its latest}."""
+        from ..training.extra_eval import scores_at_best
+
+        evals = [{"step": s, "cer": c} for s, c in zip(self.eval_steps, self.cers)]
+        return scores_at_best(evals, self.extra_evals)
 
     def steps_per_second(self, window: int = 50) -> Optional[float]:
         """Recent training speed, from the times of the last `window` step events."""

@@ -22,6 +22,24 @@ from .history import RunHistory, format_age
 COLUMNS = [("", "32px"), ("run", "290px"), ("state", "90px"), ("model", "90px"), ("dataset", "90px"),
            ("steps", "60px"), ("best CER", "75px"), ("best WER", "75px"), ("RTF", "70px"), ("age", "50px")]
 STATE_COLORS = {"running": "#2e7d32", "stopping": "#a15c00", "failed": "#b00020", "interrupted": "#b00020"}
+EXTRA_COLUMN_WIDTH = "90px"
+
+
+def table_columns(extra_names: list[str]) -> list[tuple[str, str]]:
+    """COLUMNS with one `<set> CER` column per extra evaluation set (training.extra_eval) after best WER."""
+    at = [name for name, _ in COLUMNS].index("RTF")
+    return COLUMNS[:at] + [(f"{name} CER", EXTRA_COLUMN_WIDTH) for name in extra_names] + COLUMNS[at:]
+
+
+def extra_eval_names(config_path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> list[str]:
+    """`training.extra_eval` of the merged config, read without loading plugins (no torch in the page kernel)."""
+    from ..config import DEFAULT_CONFIG, apply_overrides, deep_merge, read_yaml
+
+    raw = read_yaml(DEFAULT_CONFIG)
+    if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
+        raw = deep_merge(raw, read_yaml(config_path))
+    names = (apply_overrides(raw, overrides).get("training") or {}).get("extra_eval") or []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def run_summary(run: Run, history: RunHistory, now: Optional[float] = None) -> dict:
@@ -35,7 +53,8 @@ def run_summary(run: Run, history: RunHistory, now: Optional[float] = None) -> d
             "dataset": status.get("dataset"), "steps": max(int(status.get("step") or 0), history.last_step),
             "best_cer": status.get("best_cer", best and best["cer"]),
             "best_wer": status.get("best_wer", best and best["wer"]),
-            "rtf": best["rtf"] if best else None, "age": age}
+            "rtf": best["rtf"] if best else None, "age": age,
+            "extra_cer": {name: e.get("cer") for name, e in history.extra_at_best().items()}}  # at best dev CER
 
 
 def short_label(run_id: str) -> str:
@@ -51,11 +70,13 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 class _Row:
     """The widgets of one table row, kept across refreshes so a tick survives them."""
 
-    def __init__(self, run_id: str, on_tick):
+    def __init__(self, run_id: str, on_tick, extra_names: tuple[str, ...] = ()):
+        self.extra_names = extra_names
         self.tick = w.Checkbox(value=False, indent=False, layout=w.Layout(width=COLUMNS[0][1]))
         self.tick.add_class("asr-run-tick")
         self.tick.observe(lambda _: on_tick(), "value")
-        self.cells = [w.HTML(layout=w.Layout(width=width, overflow="hidden")) for _, width in COLUMNS[1:]]
+        self.cells = [w.HTML(layout=w.Layout(width=width, overflow="hidden"))
+                      for _, width in table_columns(list(extra_names))[1:]]
         self.box = w.HBox([self.tick, *self.cells], layout=w.Layout(align_items="center"))
         self.box.add_class("asr-run-row")
 
@@ -64,7 +85,9 @@ class _Row:
         values = [f"<code>{html.escape(s['run'])}</code>",
                   f"<span style='color:{STATE_COLORS.get(s['state'], '#333')}'>{state}</span>",
                   html.escape(str(s["model"] or "–")), html.escape(str(s["dataset"] or "–")), str(s["steps"]),
-                  _fmt(s["best_cer"]), _fmt(s["best_wer"]), _fmt(s["rtf"], 4), format_age(s["age"])]
+                  _fmt(s["best_cer"]), _fmt(s["best_wer"]),
+                  *[_fmt(s.get("extra_cer", {}).get(name)) for name in self.extra_names],
+                  _fmt(s["rtf"], 4), format_age(s["age"])]
         for cell, value in zip(self.cells, values):
             if cell.value != value:
                 cell.value = value
@@ -74,8 +97,11 @@ class RunBrowser(w.VBox):
     """The runs tab. `refresh()` re-reads the runs folder; it also runs every `refresh_every` seconds."""
 
     def __init__(self, root: Optional[os.PathLike] = None, config_path: Optional[str] = None,
-                 overrides: tuple[str, ...] = (), refresh_every: Optional[float] = 5.0):
+                 overrides: tuple[str, ...] = (), refresh_every: Optional[float] = 5.0,
+                 extra_eval: Optional[list[str]] = None):
         self.root = Path(root) if root else default_root(load_config(config_path, list(overrides), check_data=False))
+        # a CER column per real-speech set (training.extra_eval), and a choice of CER for the speed plot
+        self.extra_names = tuple(extra_eval_names(config_path, overrides) if extra_eval is None else extra_eval)
         self.histories: dict[str, tuple[int, RunHistory]] = {}
         self.rows: dict[str, _Row] = {}
         self.runs: dict[str, Run] = {}
@@ -86,13 +112,18 @@ class RunBrowser(w.VBox):
         self.refresh_button = w.Button(description="Refresh", icon="refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.count = w.HTML("")
-        header = w.HBox([w.HTML(f"<b>{name}</b>", layout=w.Layout(width=width)) for name, width in COLUMNS])
+        header = w.HBox([w.HTML(f"<b>{html.escape(name)}</b>", layout=w.Layout(width=width))
+                         for name, width in table_columns(list(self.extra_names))])
         self.table = w.VBox([], layout=w.Layout(max_height="320px", overflow_y="auto"))
         self.table.add_class("asr-run-table")
         self.loss_chart = LineChart("training loss of the ticked runs")
         self.cer_chart = LineChart("dev CER of the ticked runs", markers=True)
         self.speed_chart = self._speed_figure()
-        charts = w.GridBox([self.loss_chart.figure, self.cer_chart.figure, self.speed_chart],
+        self.speed_source = w.Dropdown(options=[("dev (or bench)", None), *[(name, name) for name in self.extra_names]],
+                                       value=None, description="CER on", layout=w.Layout(width="260px"))
+        self.speed_source.observe(lambda _: self._draw_speed(), "value")
+        charts = w.GridBox([self.loss_chart.figure, self.cer_chart.figure, w.VBox([self.speed_source,
+                                                                                    self.speed_chart])],
                            layout=w.Layout(grid_template_columns="repeat(auto-fit, minmax(300px, 1fr))",
                                            width="100%"))
         help_line = w.HTML("<span style='color:#666'>Tick runs to overlay their curves. Runs started from the "
@@ -126,13 +157,16 @@ class RunBrowser(w.VBox):
 
     def speed_points_of_runs(self) -> list[dict]:
         """Accuracy-vs-speed points: `asr-poc bench` figures where a run was benchmarked (and the baseline),
-        else the run's own best dev CER and the speed of its last dev evaluation."""
+        else the run's own best dev CER and the speed of its last dev evaluation. With a real-speech set chosen
+        in `speed_source`: bench figures on that set, else the run's CER on it at its best dev evaluation."""
+        dataset = self.speed_source.value
         try:
             from ..bench.plot import accuracy_speed_points
 
-            return accuracy_speed_points(self.root)
+            return accuracy_speed_points(self.root, dataset=dataset, exclude_datasets=self.extra_names)
         except Exception:  # no bench module or unreadable results: the runs' own figures
-            return [{"kind": "run", "label": s["run"], "run": s["run"], "cer": s["best_cer"],
+            return [{"kind": "run", "label": s["run"], "run": s["run"],
+                     "cer": s["extra_cer"].get(dataset) if dataset else s["best_cer"],
                      "rtfx": 1 / s["rtf"] if s["rtf"] else None} for s in self.summaries.values()]
 
     # --- reading runs ------------------------------------------------------------------------------------------
@@ -154,7 +188,7 @@ class RunBrowser(w.VBox):
                 summary = run_summary(run, self.history(run), now)
                 self.summaries[run.id] = summary
                 if run.id not in self.rows:
-                    self.rows[run.id] = _Row(run.id, self._ticks_changed)
+                    self.rows[run.id] = _Row(run.id, self._ticks_changed, self.extra_names)
                 self.rows[run.id].update(summary)
             order = [self.rows[r.id].box for r in runs]
             if list(self.table.children) != order:
