@@ -280,9 +280,6 @@ class TrainingPanel(w.VBox):
         if "extra" in changed:  # training.extra_eval: CER on real speech beside the dev curves
             for i, (name, (steps, _, cers)) in enumerate(h.extra_series().items()):
                 self.eval_chart.set_line(f"{name} CER", steps, cers, color=EXTRA_COLORS[i % len(EXTRA_COLORS)])
-        if "extra" in changed:  # training.extra_eval: CER on real speech beside the dev curves
-            for i, (name, (steps, _, cers)) in enumerate(h.extra_series().items()):
-                self.eval_chart.set_line(f"{name} CER", steps, cers, color=EXTRA_COLORS[i % len(EXTRA_COLORS)])
         if "logs" in changed:
             self.log_html.value = render_log(h.logs)
             if any(e.get("level") in ("warning", "error") or e.get("error") for e in events):
