@@ -13,7 +13,7 @@ from asr_poc.adapt import ADAPTATION_FILE, adaptation_config, adaptation_summary
 from asr_poc.datasets.recordings import RecordingStore
 from asr_poc.training.run import Run
 from asr_poc.training.trainer import train
-from tests.conftest import tiny_config
+from conftest import tiny_config
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet".split()
 

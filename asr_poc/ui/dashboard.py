@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 import ipywidgets as w
 
 from ..config import REPO_ROOT
+from .record_panel import RecordPanel
 from .run_browser import RunBrowser
 from .test_panel import TestPanel
 from .training_panel import TrainingPanel
@@ -23,7 +24,8 @@ STYLE = """<style>
 </style>"""
 TITLE = "<h2 style='margin:4px 0'>asr-poc: speech recognition workbench</h2>"
 HELP = ("<p style='margin:0 0 8px 0;color:#444'>Train a model and watch its curves live in <b>Training</b>, "
-        "compare runs in <b>Runs</b>, and try a checkpoint on a file or your own voice in <b>Test</b>.</p>")
+        "compare runs in <b>Runs</b>, try a checkpoint on a file or your own voice in <b>Test</b>, and record "
+        "sentences and adapt a model to your voice in <b>Record</b>.</p>")
 
 
 def find_root(start: Optional[Path] = None) -> Path:
@@ -49,9 +51,11 @@ class Dashboard(w.VBox):
         self.training = TrainingPanel(config_path, overrides, background=background)
         self.runs = RunBrowser(self.training.root)
         self.test = TestPanel(self.training.root, preload=False)  # torch and the model load when the tab opens
+        self.record = RecordPanel(self.training.root, config_path, overrides, background=background,
+                                  on_adapt=self.training.attach)  # torch loads when the tab opens
         # The runs and test tabs get their content when first opened: a chart drawn in a hidden tab has no size.
-        self.pages = [w.Box([self.training]), w.Box([]), w.Box([])]
-        self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test"))
+        self.pages = [w.Box([self.training]), w.Box([]), w.Box([]), w.Box([])]
+        self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test", "Record"))
         self.tabs.observe(self._tab_changed, "selected_index")
         super().__init__([w.HTML(STYLE + TITLE + HELP), self.tabs], layout=w.Layout(width="100%"))
         self.add_class("asr-dashboard")
@@ -60,14 +64,14 @@ class Dashboard(w.VBox):
         index = change["new"]
         if index is None:
             return
-        panel = (self.training, self.runs, self.test)[index]
+        panel = (self.training, self.runs, self.test, self.record)[index]
         if panel is not self.training:
             panel.refresh()
         if not self.pages[index].children:
             self.pages[index].children = [panel]
 
     def close(self) -> None:
-        for panel in (self.training, self.runs, self.test):
+        for panel in (self.training, self.runs, self.test, self.record):
             panel.close()
         super().close()
 
