@@ -2,6 +2,7 @@
 through the real trainer, resumed, rebuilt offline from its checkpoint, transcribed and streamed."""
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from asr_poc.bench.systems import load_system
+from asr_poc.bench.training import training_config
 from asr_poc.cli import main
 from asr_poc.config import ConfigError, load_config
 from asr_poc.inference import Transcriber
@@ -141,9 +144,9 @@ def test_freeze_feature_encoder(pretrained, small_corpus):
         encoder = list(model.hf.wav2vec2.feature_extractor.parameters())
         assert all((p.grad is None) == freeze for p in encoder)
         assert model.hf.lm_head.weight.grad is not None
-        trainable = sum(len(g["params"]) for g in model.parameter_groups(1e-3))
-        assert trainable == sum(p.requires_grad for p in model.parameters()) < len(list(model.parameters())) + (
-            0 if freeze else 1)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert sum(len(g["params"]) for g in model.parameter_groups(1e-3)) == len(trainable)  # what the optimizer gets
+        assert (len(trainable) < len(list(model.parameters()))) == freeze
 
 
 def test_unreachable_pretrained_is_one_line(small_corpus, tmp_path):
@@ -156,10 +159,10 @@ def test_unreachable_pretrained_is_one_line(small_corpus, tmp_path):
         "PretrainedNotFound: models.hf-ctc.pretrained = 'facebook/wav2vec2-base-960h': not a local folder, and not "
         "in the Hugging Face cache (HF_HUB_OFFLINE is set: no hub access)")
     with pytest.raises(ConfigError, match=r"^models\.hf-ctc\.pretrained = None: Value error, set it to a hub id"):
-        load_config(None, ["model=hf-ctc"], check_data=False)
+        load_config(None, ["model=hf-ctc", "models.hf-ctc.pretrained=null"], check_data=False)
 
 
-def test_cli_trains_hf_ctc_from_a_folder(pretrained, small_corpus, tmp_path, capsys):
+def test_cli_trains_from_a_folder_then_transcribe_bench_and_the_test_tab_load_it(pretrained, small_corpus, tmp_path, capsys):
     code = main(["train", "--root", str(tmp_path), "--model", "hf-ctc", "--set", f"models.hf-ctc.pretrained={pretrained}",
                  "--set", f"datasets.synthetic.path={small_corpus}", "--set", "training.max_steps=2",
                  "--set", "training.eval_utterances=4", "--set", "training.batch_size=4"])
@@ -168,3 +171,24 @@ def test_cli_trains_hf_ctc_from_a_folder(pretrained, small_corpus, tmp_path, cap
     run = Run(out.splitlines()[0])
     assert run.status["state"] == "finished" and run.status["model"] == "hf-ctc" and "finished: step 2" in out
     assert BaseASRModel.from_checkpoint(run.best_checkpoint).name == "hf-ctc"
+
+    wav = next((small_corpus / "wavs").glob("*.wav"))
+    code = main(["transcribe", str(run.best_checkpoint), str(wav)])
+    assert code == 0 and capsys.readouterr().out.startswith(f"{wav}: ")
+    system = load_system(str(run.best_checkpoint))  # bench: and its training-throughput run's config validates
+    cfg = training_config("hf-ctc", system.model_section, None, [f"datasets.synthetic.path={small_corpus}"],
+                          str(tmp_path), 2, None, None)
+    assert cfg["models"]["hf-ctc"]["pretrained"] == str(pretrained)
+
+    from asr_poc.ui.test_panel import TestPanel  # the Test tab transcribes an upload with it
+
+    panel = TestPanel(root=tmp_path)
+    try:
+        assert panel.checkpoint.value in (str(run.best_checkpoint), str(run.last_checkpoint))
+        data = wav.read_bytes()
+        panel.upload.value = ({"name": "clip.wav", "type": "audio/wav", "size": len(data), "content": memoryview(data),
+                               "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
+        panel.submit(lambda: None).result(timeout=60)
+        assert panel.last_result["source"] == "clip.wav" and panel.last_result["compute_seconds"] > 0
+    finally:
+        panel.close()

@@ -13,7 +13,8 @@ import torch
 from ..models.interface import BaseASRModel
 
 PRESET_ALPHABET = "abcdefghijklmnopqrstuvwxyz'"  # the vocabulary of an untrained preset
-NOT_MODEL_KEYS = ("vocab", "features", "spec_augment")  # keys the trainer adds to a model's config
+# keys the trainer adds to a model's config, and those hf-ctc adds (its pretrained config, feature extractor, tokenizer)
+NOT_MODEL_KEYS = ("vocab", "features", "spec_augment", "hf_config", "feature_extractor", "tokenizer")
 
 
 @dataclass
