@@ -126,6 +126,20 @@ def test_a_model_without_a_tokenizer_gets_the_corpus_vocabulary_and_a_new_head(b
         wav, torch.tensor([8000, 5000]))
 
 
+def test_long_audio_is_decoded_in_overlapping_windows(pretrained, small_corpus, monkeypatch):
+    model = build(pretrained, small_corpus).eval()
+    wav = torch.randn(1, 48000) * 0.1  # 3 s
+    whole = model._logits(wav, torch.tensor([48000]))[0][0]
+    monkeypatch.setattr(model, "window_seconds", 1.0)
+    monkeypatch.setattr(model, "context_seconds", 0.25)
+    seen, forward = [], model.hf.forward
+    monkeypatch.setattr(model.hf, "forward", lambda x, **kw: seen.append(x.shape[1]) or forward(x, **kw))
+    windowed = model._long_logits(wav[0])
+    assert len(seen) == 6 and max(seen) <= 16000  # 0.5 s of new audio a window, 0.25 s of context either side
+    assert abs(windowed.shape[0] - whole.shape[0]) <= 2
+    assert model.transcribe(wav, torch.tensor([48000]))[0] == model.tokenizer.decode_ctc(windowed.argmax(-1).tolist())
+
+
 def test_pretrained_vocabulary_spells_our_lower_case_text(pretrained, small_corpus):
     tokenizer = build(pretrained, small_corpus).tokenizer
     assert isinstance(tokenizer, PretrainedVocabTokenizer) and tokenizer.upper_case and tokenizer.blank_id == 0

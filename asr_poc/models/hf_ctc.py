@@ -32,7 +32,6 @@ from ..text import CharTokenizer, normalize_text
 from .interface import BaseASRModel
 
 LETTERS = set("abcdefghijklmnopqrstuvwxyz")  # a pretrained vocabulary must spell these (in either case) to be used
-STATE_KEYS = ("hf_config", "feature_extractor", "tokenizer")  # what this model adds to its config dict
 
 
 class HFCTCConfig(BaseModel):
@@ -149,6 +148,8 @@ class HFCTC(BaseASRModel):
 
     name = "hf-ctc"
     Config = HFCTCConfig
+    window_seconds: float = 30.0  # longer audio is decoded window by window: attention memory grows as length^2
+    context_seconds: float = 2.5  # each window's extra audio on either side, whose frames are dropped
 
     def __init__(self, config: dict):
         # Not BaseASRModel.__init__: that builds a log-mel frontend and a CharTokenizer whose blank must be
@@ -249,9 +250,26 @@ class HFCTC(BaseASRModel):
 
     @torch.inference_mode()
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        logits, frames = self._logits(waveforms, lengths)
-        best = logits.argmax(-1).cpu()
-        return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames)]
+        """Greedy CTC; audio longer than `window_seconds` is decoded in overlapping windows (see `_long_logits`)."""
+        if int(lengths.max()) <= self.window_seconds * self.sample_rate:
+            logits, frames = self._logits(waveforms, lengths)
+            best = [logits[i, : int(n)].argmax(-1).cpu() for i, n in enumerate(frames)]
+        else:
+            best = [self._long_logits(w[: int(n)]).argmax(-1).cpu() for w, n in zip(waveforms, lengths)]
+        return [self.tokenizer.decode_ctc(b.tolist()) for b in best]
+
+    def _long_logits(self, waveform: torch.Tensor) -> torch.Tensor:
+        """CTC logits (frames, vocab) of one long waveform from windows that overlap by `context_seconds` a side;
+        each window keeps only the frames of its centre, as transformers' chunked CTC pipeline does."""
+        total, context = waveform.numel(), int(self.context_seconds * self.sample_rate)
+        step = max(1, int(self.window_seconds * self.sample_rate) - 2 * context)
+        pieces = []
+        for start in range(0, total, step):
+            lo, hi, end = max(0, start - context), min(total, start + step + context), min(total, start + step)
+            logits, frames = self._logits(waveform[lo:hi].unsqueeze(0), torch.tensor([hi - lo]))
+            per_sample = int(frames[0]) / (hi - lo)
+            pieces.append(logits[0, round((start - lo) * per_sample) : round((end - lo) * per_sample)])
+        return torch.cat(pieces)
 
 
 MODEL = HFCTC
