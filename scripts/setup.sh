@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v festival >/dev/null || need+=(festival)  # + English voices recorded from people (synthetic corpus)
+if command -v dpkg >/dev/null; then
+  for voice in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do
+    dpkg -s "$voice" >/dev/null 2>&1 || need+=("$voice")
+  done
+fi
 if [ "${ASR_POC_BROWSER_TESTS:-1}" = 1 ] && ! command -v chromium >/dev/null; then need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -50,9 +50,9 @@ def test_corpus_layout_and_wav_format(small_corpus: Path) -> None:
     assert not [p for p in (small_corpus / "wavs").iterdir() if p.name.startswith(".")]  # no temporary files
     for uid, *_ in rows[:10]:
         info = sf.info(str(small_corpus / "wavs" / f"{uid}.wav"))
-        assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         data, _ = sf.read(str(small_corpus / "wavs" / f"{uid}.wav"))
-        assert 0.5 < len(data) / 22050 < 15 and np.sqrt(np.mean(data**2)) > 0.01
+        assert 0.5 < len(data) / 16000 < 15 and np.sqrt(np.mean(data**2)) > 0.01
 
 
 def test_sentences_are_varied() -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import Dataset, Sampler
 
 from ..audio import load_audio
+from ..augment import AugmentConfig, Augmenter
 from ..config import resolve_path
 from ..text import CharTokenizer, normalize_text
 
@@ -27,6 +28,7 @@ class DatasetConfig(BaseModel):
     hop_length: int = Field(160, ge=1, le=8192)
     n_mels: int = Field(80, ge=8, le=512)
     max_seconds: float = Field(30.0, gt=0)
+    augment: Optional[AugmentConfig] = None  # on-the-fly augmentation of the train split (asr_poc.augment)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class BaseASRDataset(Dataset, ABC):
         self.sample_rate = int(config.get("sample_rate", 16000))
         self.max_seconds = config.get("max_seconds")
         self.items: list[Utterance] = self._load_data()
+        augment = AugmentConfig.model_validate(config.get("augment") or {})
+        self.augmenter = (Augmenter(augment, self.sample_rate, self._random_other_waveform)
+                          if split == "train" and augment.active() else None)
 
     @classmethod
     def check_source(cls, config: dict) -> Optional[str]:
@@ -75,8 +80,15 @@ class BaseASRDataset(Dataset, ABC):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        waveform = load_audio(item.audio, self.sample_rate, max_seconds=self.max_seconds)
-        return {"id": item.id, "waveform": torch.from_numpy(waveform), "text": normalize_text(item.text)}
+        waveform = torch.from_numpy(load_audio(item.audio, self.sample_rate, max_seconds=self.max_seconds))
+        if self.augmenter is not None:
+            waveform = self.augmenter(waveform)
+        return {"id": item.id, "waveform": waveform, "text": normalize_text(item.text)}
+
+    def _random_other_waveform(self) -> torch.Tensor:
+        """A random utterance of this split (babble for the augmenter), drawn from torch's generator."""
+        item = self.items[int(torch.randint(0, len(self.items), ()))]
+        return torch.from_numpy(load_audio(item.audio, self.sample_rate, max_seconds=self.max_seconds))
 
     def durations(self) -> list[float]:
         return [u.duration for u in self.items]

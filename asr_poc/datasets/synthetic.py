@@ -1,22 +1,22 @@
-"""The default offline corpus: English sentences from a seeded grammar, spoken by espeak-ng, in the LJSpeech layout.
+"""The default offline corpus: English sentences from a seeded grammar, spoken by many voices, in the LJSpeech layout.
 
 `generate_corpus(out)` writes
 
     metadata.csv   id|text|normalized text
     splits.csv     id|split
-    voices.csv     id|voice|speed|pitch      (voice is `<espeak voice>+<variant>`)
-    wavs/<id>.wav  22050 Hz mono 16-bit (espeak-ng's native format)
+    voices.csv     id|voice|speed|pitch      (voice is `<engine>:<voice>`, e.g. `espeak:en-us+m3`,
+                                              `festival:kal_diphone@1.08`; speed in words/min, pitch 0-99)
+    wavs/<id>.wav  16 kHz mono 16-bit
 
-Many voice x variant combinations speak the training set; the dev and test sets are spoken by combinations that
-training never hears. The same seed gives byte-identical files. `SyntheticDataset` reads the result.
+The engines (asr_poc.datasets.voices): espeak-ng's 8 accents x 15 variants, and Festival's voices recorded from
+people (kal, ked diphones; slt HTS), each at several vocal-tract warps. Speed and pitch vary per utterance. The dev
+and test sets are spoken by voices that training never hears, from every engine. The same seed and engines give
+byte-identical files. `SyntheticDataset` reads the result.
 """
 from __future__ import annotations
 
 import os
 import random
-import shutil
-import subprocess
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 from ..text import normalize_text
 from ..training.checkpoint import atomic_write_text
 from .ljspeech import LJSpeechDataset
+from .voices import SAMPLE_RATE, Line, engine
+from .voices.espeak import VARIANTS, available_accents, espeak_executable, speak_one
 
 # --- sentences -------------------------------------------------------------------------------------------------
 
@@ -68,17 +70,28 @@ TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 # --- voices ----------------------------------------------------------------------------------------------------
 
-VOICES = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")
-HELD_OUT = {"test": 3, "dev": 2}  # voice combinations per held-out split
+DEFAULT_ENGINES = ("espeak", "festival")
+ENGINE_SHARE = {"espeak": 1.0, "festival": 1.0}  # relative share of the utterances each engine speaks
+WARPS = {"espeak": (1.0,), "festival": (0.86, 0.92, 1.0, 1.08, 1.16)}  # vocal-tract warps per voice
+HELD_OUT = {"test": 3, "dev": 2}  # voices per held-out split (each engine holds out at least one for test)
 HELD_OUT_FRACTION = 0.05  # of the utterances, for each of dev and test
 SPEED = (130, 200)  # words per minute
 PITCH = (30, 70)
-SAMPLE_RATE = 22050
-
+THOUSANDS = ("", "thousand", "million")
 
 def number_words(n: int) -> str:
-    """0..999 spelled out: 42 -> 'forty-two', 305 -> 'three hundred and five'."""
+    """0..999,999,999 spelled out: 42 -> 'forty-two', 305 -> 'three hundred and five', 2024 -> 'two thousand and
+    twenty-four'."""
+    if n >= 1000:
+        parts, group = [], 0
+        while n:
+            n, rest = divmod(n, 1000)
+            if rest:
+                parts.append(number_words(rest) + (f" {THOUSANDS[group]}" if group else ""))
+            group += 1
+        if len(parts) > 1 and " " not in parts[0].replace("-", "") and parts[0] != "zero":
+            parts[0] = "and " + parts[0]  # 2024 -> two thousand and twenty-four
+        return " ".join(reversed(parts))
     if n < 20:
         return ONES[n]
     if n < 100:
@@ -106,7 +119,8 @@ def _past(verb: str) -> str:
 
 
 class SentenceGenerator:
-    """Seeded English sentences (4-14 words) from a small grammar over a vocabulary of several hundred words."""
+    """Seeded English sentences (4-14 words) from a small grammar over a vocabulary of several hundred words;
+    numbers (times, years, digit strings, money, counts) are written out as people say them."""
 
     def __init__(self, seed: int = 0):
         self.rng = random.Random(seed)
@@ -131,6 +145,27 @@ class SentenceGenerator:
             "when will {Name} {verb} {np}{pp}?",
             "is {np} {adj}?",
             "who {past} {np}{pp}?",
+            # everyday speech: pronouns, clauses, numbers as they are said
+            "{pron} {past} {np} {when}.",
+            "{pron} think {np} {past} {np}{pp}.",
+            "{pron} could not {verb} {np} because it was {adj}.",
+            "if you {verb} {np}, {Name} will be {adj}.",
+            "{Name} said that {np} was {adj}.",
+            "we {past} {np} and then {pron_o} went home.",
+            "the train leaves at {clock}.",
+            "let's meet at {clock} on {day}.",
+            "{Name} was born in {year}.",
+            "in {year} {np} {past} {np}.",
+            "my number is {digits}.",
+            "the code is {digits}, not {digits}.",
+            "it costs {money}.",
+            "{Name} paid {money} for {np}.",
+            "{percent} percent of the {plural} were {adj}.",
+            "please turn to page {number}.",
+            "go {direction} {number} meters and then turn {side}.",
+            "there are {big} people in the {place}.",
+            "{Name} has {count} {plural} and {count} {plural}.",
+            "{pron} need {count} {plural} by {day} {time}.",
         ]
 
     def _np(self) -> str:
@@ -148,6 +183,27 @@ class SentenceGenerator:
         head = rng.choice([head, head, rng.choice(QUANTIFIERS)])
         adj = [rng.choice(ADJECTIVES)] if rng.random() < 0.4 else []
         return " ".join([head] + adj + [_suffix_s(rng.choice(NOUNS))])
+
+    def _clock(self) -> str:
+        rng = self.rng
+        hour, minute = ONES[rng.randint(1, 12)], rng.choice([0, 15, 30, 45, rng.randint(1, 59)])
+        return rng.choice([f"{hour} o'clock" if minute == 0 else f"{hour} {'oh ' * (minute < 10)}{number_words(minute)}",
+                           f"half past {hour}", f"a quarter to {hour}", f"{hour} {rng.choice(['a m', 'p m'])}"])
+
+    def _year(self) -> str:
+        year = self.rng.randint(1800, 2039)
+        century, rest = divmod(year, 100)
+        if 2000 <= year < 2010 or self.rng.random() < 0.3:
+            return number_words(year)  # two thousand and five
+        return f"{number_words(century)} {'hundred' if rest == 0 else ('oh ' * (rest < 10)) + number_words(rest)}"
+
+    def _money(self) -> str:
+        rng = self.rng
+        whole, cents = rng.randint(1, 999), rng.choice([0, 50, 99, rng.randint(1, 99)])
+        unit = rng.choice(["dollars", "pounds", "euros"])
+        text = f"{number_words(whole)} {unit[:-1] if whole == 1 else unit}"
+        return text + (f" and {number_words(cents)} cents" if cents and unit == "dollars" else
+                       (f" {number_words(cents)}" if cents else ""))
 
     def _fill(self, field: str) -> str:
         rng = self.rng
@@ -170,6 +226,21 @@ class SentenceGenerator:
             "time": lambda: rng.choice(TIMES),
             "ordinal": lambda: rng.choice(ORDINALS),
             "number": lambda: number_words(rng.randint(2, 999)),
+            "count": lambda: number_words(rng.choice([rng.randint(2, 12), rng.randint(13, 99)])),
+            "big": lambda: number_words(rng.choice([rng.randint(1000, 9999), rng.randint(10, 999) * 1000,
+                                                    rng.randint(1, 9) * 1000000])),
+            "pron": lambda: rng.choice(["I", "you", "we", "they"]),
+            "pron_o": lambda: rng.choice(["we", "they", "I"]),
+            "when": lambda: rng.choice(["yesterday", "last week", "this morning", "an hour ago", "again",
+                                        f"last {rng.choice(DAYS).capitalize()}", f"in {rng.choice(MONTHS).capitalize()}"]),
+            "clock": self._clock,
+            "year": self._year,
+            "digits": lambda: " ".join(rng.choice(["oh", "zero"]) if d == 0 else ONES[d]
+                                       for d in (rng.randint(0, 9) for _ in range(rng.randint(3, 7)))),
+            "money": self._money,
+            "percent": lambda: number_words(rng.randint(2, 99)),
+            "direction": lambda: rng.choice(["forward", "back", "left", "right", "north", "south", "straight on"]),
+            "side": lambda: rng.choice(["left", "right", "around"]),
         }
         return fillers[field]()
 
@@ -185,57 +256,56 @@ class SentenceGenerator:
 
 # --- speech ----------------------------------------------------------------------------------------------------
 
-
-def _espeak() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed; install it with: sudo apt-get install espeak-ng")
-    return exe
-
-
-def available_voices(exe: str) -> list[str]:
-    """The entries of `VOICES` that this espeak-ng has."""
-    listing = subprocess.run([exe, "--voices=en"], capture_output=True, text=True, check=True).stdout
-    languages = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
-    return [v for v in VOICES if v in languages]
+_espeak = espeak_executable  # kept for callers that speak one line with espeak-ng
+available_voices = available_accents
 
 
 def _speak(exe: str, text: str, voice: str, speed: int, pitch: int, wav: Path) -> None:
-    """Speak `text` into `wav`, written under a temporary name and renamed when complete."""
-    tmp = wav.with_name(f".{wav.name}.tmp")
-    result = subprocess.run([exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(tmp), text],
-                            capture_output=True, text=True)
-    if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"espeak-ng failed for voice {voice!r} on {text!r}: {result.stderr.strip()[:200]}")
-    os.replace(tmp, wav)
+    """Speak `text` with an espeak-ng `voice` into a 16 kHz `wav` (written atomically)."""
+    speak_one(exe, text, voice, speed, pitch, wav)
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, jobs: int = 4,
-                    progress: bool = True) -> Path:
-    """Write a synthetic corpus of `utterances` sentences to `out` (LJSpeech layout) and return its path.
+def voice_pools(engines: dict[str, list[str]], rng: random.Random) -> dict[str, dict[str, list[str]]]:
+    """{engine: {split: voices}}: each engine's voices (with warps) shuffled; test and dev get voices training never
+    hears. The test split holds out HELD_OUT['test'] voices in all, at least one per engine, as does dev where the
+    engine has voices enough."""
+    pools = {}
+    n_engines = len(engines)
+    for k, (name, voices) in enumerate(engines.items()):
+        combos = [f"{name}:{v}" + (f"@{w:g}" if w != 1.0 else "") for v in voices for w in WARPS.get(name, (1.0,))]
+        rng.shuffle(combos)
+        held = {split: max(1, n // n_engines + (k < n % n_engines)) for split, n in HELD_OUT.items()}
+        if len(combos) < held["test"] + held["dev"] + 1:
+            raise RuntimeError(f"voice engine {name!r} has only {len(combos)} voices: too few to hold some out")
+        pools[name] = {"test": combos[: held["test"]], "dev": combos[held["test"]: held["test"] + held["dev"]],
+                       "train": combos[held["test"] + held["dev"]:]}
+    return pools
 
-    Sentences, voices, speeds, pitches and splits all follow from `seed`. About 5 % of the utterances go to dev
-    and 5 % to test, spoken by voice combinations held out from training. `metadata.csv` is written last, so an
-    interrupted run never looks like a complete corpus.
+
+def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, jobs: int = 4,
+                    progress: bool = True, engines: tuple[str, ...] | list[str] = DEFAULT_ENGINES) -> Path:
+    """Write a synthetic corpus of `utterances` sentences to `out` (LJSpeech layout, 16 kHz) and return its path.
+
+    `engines` names the voice engines (espeak, festival); each speaks an equal share of the utterances. Sentences,
+    voices, speeds, pitches and splits all follow from `seed`. About 5 % of the utterances go to dev and 5 % to
+    test, spoken by voices held out from training. `metadata.csv` is written last, so an interrupted run never
+    looks like a complete corpus.
     """
     if utterances < 1:
         raise ValueError(f"utterances = {utterances}: must be at least 1")
-    exe = _espeak()
+    if not engines:
+        raise ValueError("engines: name at least one voice engine (espeak, festival)")
+    speakers = {name: engine(name) for name in dict.fromkeys(engines)}  # raises if one is not installed
     out = Path(out)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     (out / "metadata.csv").unlink(missing_ok=True)  # the folder is incomplete until the end
 
     rng = random.Random(seed)
-    voices = available_voices(exe) or ["en"]
-    combos = [f"{v}+{variant}" for v in voices for variant in VARIANTS]
-    rng.shuffle(combos)
-    pools = {"test": combos[: HELD_OUT["test"]], "dev": combos[HELD_OUT["test"]: sum(HELD_OUT.values())],
-             "train": combos[sum(HELD_OUT.values()):]}
+    pools = voice_pools({name: sp.voices() for name, sp in speakers.items()}, rng)
 
     ids = [f"syn-{i:05d}" for i in range(1, utterances + 1)]
     n_held = max(1, round(utterances * HELD_OUT_FRACTION)) if utterances >= 10 else 0  # per held-out split
@@ -245,34 +315,31 @@ def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 
     split_of.update({uid: "test" for uid in order[:n_held]})
     split_of.update({uid: "dev" for uid in order[n_held: 2 * n_held]})
 
+    names = list(speakers)
+    shares = [ENGINE_SHARE.get(n, 1.0) for n in names]
     sentences = SentenceGenerator(seed)
-    rows = []  # (id, text, voice, speed, pitch)
+    rows = []  # (id, text, engine, voice, speed, pitch)
     for uid in ids:
-        rows.append((uid, sentences.sentence(), rng.choice(pools[split_of[uid]]),
+        name = rng.choices(names, shares)[0]
+        rows.append((uid, sentences.sentence(), name, rng.choice(pools[name][split_of[uid]]),
                      rng.randint(*SPEED), rng.randint(*PITCH)))
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool, \
-            tqdm(total=len(rows), desc="espeak-ng", unit="utt", disable=not progress) as bar:
-        futures = [pool.submit(_speak, exe, text, voice, speed, pitch, out / "wavs" / f"{uid}.wav")
-                   for uid, text, voice, speed, pitch in rows]
-        try:
-            for future in as_completed(futures):
-                future.result()
-                bar.update()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    with tqdm(total=len(rows), desc="speaking", unit="utt", disable=not progress) as bar:
+        for name, speaker in speakers.items():
+            lines = [Line(text, voice.split(":", 1)[1], speed, pitch, out / "wavs" / f"{uid}.wav")
+                     for uid, text, eng, voice, speed, pitch in rows if eng == name]
+            speaker.speak(lines, jobs=jobs, done=bar.update)
 
     _write_lines(out / "splits.csv", [f"{uid}|{split_of[uid]}" for uid in ids])
-    _write_lines(out / "voices.csv", [f"{uid}|{voice}|{speed}|{pitch}" for uid, _, voice, speed, pitch in rows])
+    _write_lines(out / "voices.csv", [f"{uid}|{voice}|{speed}|{pitch}" for uid, _, _, voice, speed, pitch in rows])
     _write_lines(out / "metadata.csv", [f"{uid}|{text}|{normalize_text(text)}" for uid, text, *_ in rows])
     return out
 
 
-def prepare(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, progress: bool = True) -> Path:
-    """Command-line entry point: `asr-poc prepare synthetic --out <path>`."""
-    return generate_corpus(out=out, utterances=utterances, seed=seed, progress=progress)
+def prepare(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, progress: bool = True,
+            engines: tuple[str, ...] | list[str] = DEFAULT_ENGINES) -> Path:
+    """Command-line entry point: `asr-poc prepare synthetic --out <path> [--engines espeak,festival]`."""
+    return generate_corpus(out=out, utterances=utterances, seed=seed, progress=progress, engines=engines)
 
 
 class SyntheticDataset(LJSpeechDataset):
