@@ -1,5 +1,5 @@
 """Ablation for real speech (issue 11, section 6): train one variant for a fixed number of optimizer steps, then score
-its best.pt on the real-check set and on the synthetic test split; append one JSON line to a results file.
+its last.pt (the weights after exactly that many steps) on the real-check set and on the synthetic test split; append one JSON line to a results file.
 
     .venv/bin/python benchmarks/ablation.py NAME --corpus data/synthetic --steps 2250 \
         [--set KEY=VALUE ...] [--results benchmarks/results/ablation.jsonl]
@@ -33,6 +33,10 @@ def _score(checkpoint: Path, dataset: str, overrides: list[str]) -> dict:
     return {"wer": round(result["wer"], 4), "cer": round(result["cer"], 4), "utterances": result["utterances"]}
 
 
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
@@ -57,10 +61,13 @@ def main() -> None:
     status = train(run)
     minutes = (time.monotonic() - started) / 60
     load_end = os.getloadavg()
-    checkpoint = run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint
+    checkpoint = run.last_checkpoint  # the weights after exactly `steps` steps
+    rates = [e["audio_seconds_per_second"] for e in _events(run.path / "events.jsonl")
+             if e.get("type") == "step" and e.get("audio_seconds_per_second")]
     line = {"name": args.name, "run": str(run.path), "steps": status.get("step", args.steps),
             "state": status.get("state"), "minutes": round(minutes, 1),
             "steps_per_minute": round(status.get("step", args.steps) / minutes, 1),
+            "audio_seconds_per_second": round(sum(rates) / len(rates), 1) if rates else None,
             "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in load_end],
             "overrides": args.overrides, "corpus": args.corpus,
             "real_check": _score(checkpoint, "real-check", data),

@@ -15,8 +15,8 @@ port=${PORT:-8866}
 export ASR_POC_ROOT="${ASR_POC_ROOT:-$PWD}"
 
 if [ ! -f "$corpus/metadata.csv" ]; then
-  echo "== building the default corpus in $corpus (espeak-ng, about a minute)"
-  "$asr" prepare synthetic --out "$corpus" --utterances 3000 --seed 0
+  echo "== building the default corpus in $corpus (espeak-ng and Festival voices, a minute or two)"
+  "$asr" prepare synthetic --out "$corpus" --utterances 6000 --seed 0
 fi
 [ -f data/real-check/metadata.csv ] || "$asr" prepare real-check --out data/real-check  # real speech, shipped
 
