@@ -49,10 +49,10 @@ def test_a_run_writes_real_check_scores_after_each_evaluation_and_skips_missing_
     assert run.status["best_cer"] == min(e["cer"] for e in dev)  # best.pt is still chosen by dev CER
 
 
-def test_no_extra_eval_means_no_extra_events(small_corpus, tmp_path, real_check):
-    run = Run.create(_config(small_corpus, tmp_path, real_check, "training.extra_eval=[]", "training.epochs=1"))
-    assert train(run)["state"] == "finished"
-    assert run.events("eval") and not run.events("extra_eval")
+def test_an_empty_extra_eval_scores_nothing_and_says_nothing(small_corpus, tmp_path, real_check):
+    events = []
+    sets = load_extra_sets(_config(small_corpus, tmp_path, real_check, "training.extra_eval=[]"), 16000, events.append)
+    assert sets == {} and events == []
 
 
 def test_an_unknown_extra_eval_name_is_a_config_error(small_corpus, tmp_path, real_check):
