@@ -45,7 +45,27 @@ def _train_overrides(args) -> list[str]:
         sets.append(f"dataset={args.dataset}")
     if args.minutes is not None:
         sets.append(f"training.max_minutes={args.minutes}")
+    if getattr(args, "init_from", None):
+        sets.append(f"training.init_checkpoint={args.init_from}")
     return sets + args.overrides
+
+
+def cmd_adapt(args) -> int:
+    from .adapt import adaptation_summary, start_adaptation
+    from .config import load_config
+
+    base = load_config(args.config, args.overrides, check_data=False)
+    handle = start_adaptation(base, args.init_from, speaker=args.speaker, minutes=args.minutes,
+                              max_steps=args.steps, repeat=args.repeat, root=args.root,
+                              background="process" if args.background else "foreground")
+    print(handle.run.path, flush=True)
+    if args.background:
+        return 0
+    summary = adaptation_summary(handle.run) or {}
+    before, after = summary.get("before") or {}, summary.get("after") or {}
+    print(f"{handle.status.get('state')}: {args.speaker or 'everyone'}'s held-out clips: CER "
+          f"{_fmt(before.get('cer'))} before, {_fmt(after.get('cer'))} after (best)")
+    return 0 if handle.status.get("state") in ("finished", "stopped") else 1
 
 
 def cmd_train(args) -> int:
@@ -219,10 +239,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN", help="continue a run (its folder or id) from last.pt; "
                    "--minutes and --set training.* may change its budget")
     p.add_argument("--background", action="store_true", help="start a separate process and return at once")
+    p.add_argument("--init-from", metavar="CHECKPOINT", help="start from these weights and vocabulary "
+                   "(training.init_checkpoint)")
     p.add_argument("--create-only", action="store_true",
                    help="only create the run folder and print it (e.g. for torchrun -m asr_poc.training.worker)")
     p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("adapt", help="adapt a checkpoint to a speaker: a new run on the synthetic corpus mixed with "
+                       "their recordings (data/recordings, saved in the dashboard's Record tab)")
+    _add_config_args(p)
+    p.add_argument("--from", dest="init_from", required=True, metavar="CHECKPOINT", help="checkpoint to start from")
+    p.add_argument("--speaker", help="whose recordings (default: everyone's)")
+    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget (default 5)")
+    p.add_argument("--steps", type=int, help="stop after this many steps instead")
+    p.add_argument("--repeat", type=int, default=8, help="times each recording is seen per pass over the corpus")
+    p.add_argument("--background", action="store_true", help="start a separate process and return at once")
+    p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
+    p.set_defaults(func=cmd_adapt)
 
     p = sub.add_parser("stop", help="ask a running run to stop after a final checkpoint")
     p.add_argument("run", help="run folder or id")

@@ -139,3 +139,13 @@ def test_a_voice_the_corpus_never_had_is_learned_from_forty_recordings(trained_r
     assert summary["before"]["cer"] == pytest.approx(figures["before"]["voice"], abs=1e-6)
     assert figures["after"]["voice"] <= 0.6 * figures["before"]["voice"]
     assert figures["after"]["synthetic"] <= 1.2 * figures["before"]["synthetic"] + 0.02
+
+
+def test_cli_adapt_says_what_is_missing(tiny_run: Run, small_corpus: Path, tmp_path: Path, capsys):
+    from asr_poc.cli import _train_overrides, build_parser, main
+
+    code = main(["adapt", "--from", str(tiny_run.last_checkpoint), "--speaker", "nobody", "--steps", "2",
+                 "--root", str(tmp_path / "runs"), "--set", f"datasets.recordings.path={tmp_path / 'rec'}"])
+    assert code == 1 and "no training recordings of nobody" in capsys.readouterr().err
+    args = build_parser().parse_args(["train", "--init-from", "x.pt"])
+    assert "training.init_checkpoint=x.pt" in _train_overrides(args)

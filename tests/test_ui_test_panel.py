@@ -160,3 +160,52 @@ def test_an_empty_recording_and_a_refused_microphone_are_explained(panel: TestPa
     assert "empty" in panel.message.value
     panel.mic._handle_message(panel.mic, {"type": "error", "message": "microphone permission was refused"}, [])
     assert "permission was refused" in panel.message.value
+
+
+# --- a reference beside the model ------------------------------------------------------------------------------
+
+def spoken(text: str, tmp_path: Path) -> bytes:
+    """`text` spoken by espeak-ng (22,050 Hz WAV bytes): audio PocketSphinx has something to say about."""
+    from asr_poc.datasets.synthetic import _espeak, _speak
+
+    _speak(_espeak(), text, "en-us", 150, 50, tmp_path / "spoken.wav")
+    return (tmp_path / "spoken.wav").read_bytes()
+
+
+def test_the_same_clip_goes_through_a_second_checkpoint_and_pocketsphinx(panel: TestPanel, tiny_run: Run,
+                                                                          small_corpus: Path, tmp_path: Path):
+    from asr_poc.audio import load_audio
+    from asr_poc.bench.baseline import PocketSphinx
+
+    other = Run.create(tiny_config(small_corpus, tiny_run.root, "training.max_steps=1", "training.seed=7"))
+    assert train(other)["state"] == "finished"
+    panel.refresh()
+    panel.compare_with.value = str(other.last_checkpoint)
+    data = spoken("go forward ten meters", tmp_path)
+    upload(panel, "go.wav", data)
+    rows = panel.last_comparison
+    assert [r["name"] for r in rows] == [Path(panel.checkpoint.value).parent.name + " / last.pt",
+                                         f"{other.id} / last.pt", "PocketSphinx (reference)"]
+    assert rows[0]["text"] == panel.last_result["text"]
+    samples = load_audio(data, 16000)
+    assert rows[1]["text"] == panel.transcriber(str(other.last_checkpoint)).transcribe(samples).text
+    assert rows[2]["text"] == PocketSphinx().transcribe(samples) and rows[2]["text"]
+    for row in rows:
+        assert row["error"] is None and row["compute_seconds"] > 0 and 0 < row["rtf"] < 10
+        assert abs(row["audio_seconds"] - len(samples) / 16000) < 0.01
+    assert "asr-side-by-side" in panel.comparison.value and "PocketSphinx" in panel.comparison.value
+
+    panel.compare_with.value, panel.reference.value = None, False
+    upload(panel, "go.wav", data)
+    assert panel.last_comparison == [] and panel.comparison.value == ""
+
+
+def test_a_failing_system_gets_its_error_in_its_row_and_the_others_still_run():
+    from asr_poc.bench.side_by_side import run_side_by_side
+
+    def broken(_samples):
+        raise RuntimeError("model file is corrupt")
+
+    rows = run_side_by_side(np.zeros(16000, np.float32), [("a", broken), ("b", lambda s: "hello")])
+    assert rows[0].error == "RuntimeError: model file is corrupt" and rows[0].rtf is None
+    assert rows[1].text == "hello" and rows[1].audio_seconds == 1.0 and rows[1].rtf is not None

@@ -62,6 +62,22 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
+def comparison_html(rows: list) -> str:
+    """Side-by-side table: system, transcript, processing time, real-time factor (each row a side_by_side.Row)."""
+    cells = []
+    for row in rows:
+        if row.error:
+            result = f"<td colspan='3' style='color:#b00020'>{html.escape(row.error)}</td>"
+        else:
+            text = html.escape(row.text) if row.text else "<i>(no words recognised)</i>"
+            speed = f"{row.rtf:.4f} ({1 / row.rtf:.0f}x faster than real time)" if row.rtf else "-"
+            result = f"<td>{text}</td><td>{row.compute_seconds:.3f} s</td><td>{speed}</td>"
+        cells.append(f"<tr><td><b>{html.escape(row.name)}</b></td>{result}</tr>")
+    return ("<table class='asr-side-by-side' style='border-collapse:collapse;margin:6px 0'>"
+            "<tr><th align='left'>system</th><th align='left'>transcript</th><th align='left'>processing</th>"
+            f"<th align='left'>real-time factor</th></tr>{''.join(cells)}</table>")
+
+
 class TestPanel(w.VBox):
     """The test tab. `root` is the folder of runs (default: the config's checkpoint_dir)."""
 
@@ -82,9 +98,19 @@ class TestPanel(w.VBox):
         self._last_live = 0.0
         self._stream_compute = 0.0
         self.last_result: Optional[dict] = None
+        self.last_comparison: list[dict] = []
+        self._reference: Any = None  # PocketSphinx, loaded with the first comparison
 
         self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "92px"},
                                      layout=w.Layout(width="560px"))
+        self.compare_with = w.Dropdown(description="A/B with", style={"description_width": "92px"},
+                                       layout=w.Layout(width="560px"))
+        self.compare_with.add_class("asr-compare-with")
+        self.reference = w.Checkbox(value=True, description="PocketSphinx beside it", indent=False,
+                                    layout=w.Layout(width="220px"))
+        self.reference.add_class("asr-reference")
+        self.comparison = w.HTML("")
+        self.comparison.add_class("asr-comparison")
         self.refresh_button = w.Button(icon="refresh", tooltip="list checkpoints again",
                                        layout=w.Layout(width="40px"))
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -109,11 +135,12 @@ class TestPanel(w.VBox):
         self.player_box = w.Box([])  # the player joins the page with the first audio (an empty one errors)
         super().__init__([
             w.HBox([self.checkpoint, self.refresh_button]),
+            w.HBox([self.compare_with, self.reference], layout=w.Layout(align_items="center")),
             w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="100px")), self.upload],
                    layout=w.Layout(align_items="center")),
             w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="100px")), self.mic],
                    layout=w.Layout(align_items="center")),
-            self.message, self.transcript, self.stats, self.player_box,
+            self.message, self.transcript, self.stats, self.comparison, self.player_box,
         ], layout=w.Layout(width="100%"))
         self.add_class("asr-test-panel")
         self._refreshing = False
@@ -130,6 +157,9 @@ class TestPanel(w.VBox):
             self.checkpoint.options = options
             values = [v for _, v in options]
             self.checkpoint.value = current if current in values else (values[0] if values else None)
+            other = self.compare_with.value
+            self.compare_with.options = [("(none)", None)] + options
+            self.compare_with.value = other if other in values else None
         finally:
             self._refreshing = False
         if self.checkpoint.value and preload:
@@ -142,11 +172,12 @@ class TestPanel(w.VBox):
             self.message.value = ""
             self.submit(self._preload)
 
-    def transcriber(self) -> Transcriber:
-        """The chosen checkpoint's Transcriber (loaded once per file version); only files under the runs root."""
+    def transcriber(self, value: Optional[str] = None) -> Transcriber:
+        """The chosen checkpoint's (or `value`'s) Transcriber, loaded once per file version; only files under the
+        runs root."""
         from ..inference import Transcriber  # imports torch: only when a checkpoint is used
 
-        value = self.checkpoint.value
+        value = value or self.checkpoint.value
         if not value:
             raise LookupError("choose a checkpoint first (none found under "
                               f"{self.root}; train a model in the Training tab)")
@@ -158,7 +189,9 @@ class TestPanel(w.VBox):
             cached = self._transcribers.get(str(path))
             if cached is None or cached[0] != mtime:
                 loaded = Transcriber.from_checkpoint(path, max_seconds=self.max_seconds)
-                self._transcribers = {str(path): (mtime, loaded)}
+                keep = {self.checkpoint.value, self.compare_with.value}  # the A/B pair stays loaded
+                self._transcribers = {k: v for k, v in self._transcribers.items() if k in keep}
+                self._transcribers[str(path)] = (mtime, loaded)
             return self._transcribers[str(path)][1]
 
     def _preload(self) -> None:
@@ -315,7 +348,34 @@ class TestPanel(w.VBox):
         self.message.value = ""
         self.last_result = {"text": text, "audio_seconds": audio_seconds, "compute_seconds": compute_seconds,
                             "rtf": rtf, "source": source}
+        self.last_comparison = self.compare(samples, sample_rate, self.last_result)
         return self.last_result
+
+    def compare(self, samples: np.ndarray, sample_rate: int, main: dict) -> list[dict]:
+        """The same clip through the A/B checkpoint and PocketSphinx, in a table beside the chosen checkpoint's
+        `main` result; returns the rows (empty when neither is chosen)."""
+        from ..audio import load_audio  # imports torch, which the transcription has loaded already
+        from ..bench.side_by_side import SAMPLE_RATE, Reference, Row, model_recogniser, run_side_by_side
+
+        labels = {value: label.split(" (")[0] for label, value in self.checkpoint.options}
+        systems, failed = [], []
+        other = self.compare_with.value
+        if other and other != self.checkpoint.value:
+            try:
+                systems.append((labels.get(other, other), model_recogniser(self.transcriber(other))))
+            except Exception as err:  # shown in its row
+                failed.append(Row(labels.get(other, other), error=f"cannot load it: {err}".splitlines()[0]))
+        if self.reference.value:
+            self._reference = self._reference or Reference()
+            systems.append((Reference.name, self._reference))
+        if not systems and not failed:
+            self.comparison.value = ""
+            return []
+        clip = load_audio(samples, SAMPLE_RATE, source_rate=sample_rate)
+        rows = [Row(labels.get(self.checkpoint.value, "chosen checkpoint"), main["text"], main["audio_seconds"],
+                    main["compute_seconds"])] + failed + run_side_by_side(clip, systems)
+        self.comparison.value = comparison_html(rows)
+        return [row.to_dict() for row in rows]
 
     def show_message(self, text: str, level: str = "info") -> None:
         color = {"error": "#b00020", "warning": "#a15c00"}.get(level, "#555")
