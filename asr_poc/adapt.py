@@ -23,7 +23,8 @@ from .training.run import Run
 
 ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0
-DEFAULT_REPEAT = 8  # each recording is seen this many times per pass over the synthetic corpus
+DEFAULT_REPEAT = 8  # each recording is seen at least this many times per pass over the synthetic corpus
+RECORDINGS_SHARE = 0.25  # with repeat=None, the recordings make about this share of each epoch
 DEFAULT_LEARNING_RATE = 5e-4  # a quarter of the default: adapt the model, do not retrain it
 MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
 
@@ -45,9 +46,13 @@ def checkpoint_model_name(checkpoint: str | os.PathLike) -> str:
 
 def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
                       minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
-                      repeat: int = DEFAULT_REPEAT, learning_rate: float = DEFAULT_LEARNING_RATE,
+                      repeat: Optional[int] = None, learning_rate: float = DEFAULT_LEARNING_RATE,
                       check_data: bool = True) -> dict:
-    """A validated run config: `base` trained from `init_checkpoint` on its corpus + `speaker`'s recordings."""
+    """A validated run config: `base` trained from `init_checkpoint` on its corpus + `speaker`'s recordings.
+
+    `repeat` (None: enough for the recordings to make RECORDINGS_SHARE of each epoch, at least DEFAULT_REPEAT)
+    oversamples the recordings. The run's `recordings` set is the speaker's, and `training.extra_eval` scores
+    it and the corpus's test split beside dev, so the curves show the voice improving and the corpus holding."""
     path = resolve_path(init_checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -56,6 +61,9 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
     recordings.update(speakers=[speaker] if speaker else [])
     features = {k: v for k, v in base["datasets"][corpus].items()
                 if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "max_seconds")}
+    if repeat is None:
+        repeat = auto_repeat(part_config(features, {"name": corpus, **base["datasets"][corpus]}), corpus,
+                             part_config(features, {"name": "recordings", **recordings}))
     mix = {"parts": [{"name": corpus, **base["datasets"][corpus]},
                      {"name": "recordings", **recordings, "repeat": repeat}],
            "eval_part": "recordings", "eval_split": "test", **features}
@@ -65,10 +73,26 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
                 "eval_utterances": base["training"]["eval_utterances"] or 100}  # dev: the held-out clips
     raw = deep_merge(base, {"model": checkpoint_model_name(path), "dataset": "mix", "training": training})
     raw["datasets"]["mix"] = mix  # replaced, not merged: the parts are these two
+    raw["datasets"]["recordings"] = recordings  # this speaker's clips are the run's `recordings` set
+    if "extra_eval" in raw["training"]:
+        raw["training"]["extra_eval"] = list(dict.fromkeys([*raw["training"]["extra_eval"], "recordings", corpus]))
     for name in ("recordings", "mix"):
         if name not in raw["available_datasets"]:
             raw["available_datasets"] = [*raw["available_datasets"], name]
     return validate_config(raw, check_data=check_data)
+
+
+def auto_repeat(corpus_config: dict, corpus: str, recordings_config: dict) -> int:
+    """Repeat factor that makes the recordings about RECORDINGS_SHARE of an epoch (at least DEFAULT_REPEAT)."""
+    from .plugins import get_dataset_class
+
+    clips = len(RecordingsDataset(recordings_config, "train")) if resolve_path(recordings_config["path"]).is_dir() else 0
+    try:
+        utterances = len(get_dataset_class(corpus)(corpus_config, "train"))
+    except (OSError, ValueError):  # the corpus is missing: validation says so
+        return DEFAULT_REPEAT
+    share = RECORDINGS_SHARE / (1 - RECORDINGS_SHARE)
+    return max(DEFAULT_REPEAT, min(1000, round(share * utterances / clips))) if clips else DEFAULT_REPEAT
 
 
 def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: Optional[str] = None,
@@ -83,12 +107,12 @@ def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: 
     if len(dataset) == 0:
         return None
     result = evaluate(model, dataset)
-    return {"wer": result["wer"], "cer": result["cer"], "utterances": result["utterances"]}
+    return {"wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"], "utterances": result["utterances"]}
 
 
 def start_adaptation(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
                      minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
-                     repeat: int = DEFAULT_REPEAT, learning_rate: float = DEFAULT_LEARNING_RATE,
+                     repeat: Optional[int] = None, learning_rate: float = DEFAULT_LEARNING_RATE,
                      background: Background = "process", root: str | os.PathLike | None = None,
                      exclusive: bool = True) -> RunHandle:
     """Create the adaptation run, record the "before" score in it, and start it (see `start_run`)."""
@@ -104,6 +128,9 @@ def start_adaptation(base: dict, init_checkpoint: str | os.PathLike, *, speaker:
     run = Run.create(cfg, root=root)
     atomic_write_text(run.path / ADAPTATION_FILE, json.dumps(
         {"init_checkpoint": str(resolve_path(init_checkpoint)), "speaker": speaker, "before": before}, indent=2))
+    if before is not None:  # the start of the run's `recordings` curve (and the Runs table's value until an eval)
+        run.append_event({"type": "extra_eval", "dataset": "recordings", "step": 0, "epoch": 0, "before": True,
+                          **before})
     return start_run(run, background=background, root=root, exclusive=exclusive)
 
 

@@ -74,6 +74,10 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     parts = cfg["datasets"]["mix"]["parts"]
     assert [(p["name"], p["repeat"]) for p in parts] == [("synthetic", 1), ("recordings", 4)]
     assert parts[1]["speakers"] == ["anna"] and parts[0]["path"] == str(small_corpus)
+    assert cfg["datasets"]["recordings"]["speakers"] == ["anna"]
+    assert {"recordings", "synthetic"} <= set(cfg["training"]["extra_eval"])
+    auto = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna")["datasets"]["mix"]["parts"][1]
+    assert auto["repeat"] == 8  # 8 clips beside ~54 synthetic ones: the floor
 
     handle = start_adaptation(base, tiny_run.last_checkpoint, speaker="anna", minutes=None, max_steps=3,
                               background="foreground", root=tmp_path / "runs")
@@ -82,6 +86,8 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     summary = adaptation_summary(run)
     assert summary["speaker"] == "anna" and summary["before"]["utterances"] == 2  # anna-0005, anna-0010
     assert summary["after"]["cer"] == run.status["best_cer"]
+    first = run.events("extra_eval")[0]
+    assert first["before"] and first["step"] == 0 and first["cer"] == summary["before"]["cer"]
     assert json.loads((run.path / ADAPTATION_FILE).read_text())["init_checkpoint"] == str(tiny_run.last_checkpoint)
     assert adaptation_summary(tiny_run) is None
 
