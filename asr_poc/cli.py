@@ -253,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", help="whose recordings (default: everyone's)")
     p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget (default 5)")
     p.add_argument("--steps", type=int, help="stop after this many steps instead")
-    p.add_argument("--repeat", type=int, default=8, help="times each recording is seen per pass over the corpus")
+    p.add_argument("--repeat", type=int, help="times each recording is seen per pass over the corpus "
+                   "(default: enough for a quarter of each epoch, at least 8)")
     p.add_argument("--background", action="store_true", help="start a separate process and return at once")
     p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
     p.set_defaults(func=cmd_adapt)
