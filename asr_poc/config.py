@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
@@ -17,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+MAX_CONFIG_BYTES = 1 << 20  # a config file larger than this is refused before it is parsed
+SHOWN_VALUE_CHARS = 80      # values in error messages are cut to this length
 
 
 class ConfigError(ValueError):
@@ -43,6 +46,7 @@ class TrainingConfig(StrictModel):
     lr_schedule: Literal["inverse_sqrt", "cosine", "constant"] = "inverse_sqrt"
     grad_clip: float = Field(5.0, gt=0)
     checkpoint_every: int = Field(1, ge=1)
+    checkpoint_minutes: Optional[float] = Field(5.0, gt=0)
     eval_utterances: int = Field(100, ge=0)
     extra_eval: list[str] = ["real-check", "recordings"]  # data sets whose test split is scored beside dev
     spec_augment: bool = True
@@ -64,6 +68,38 @@ class TopLevelConfig(StrictModel):
     models: dict[str, dict[str, Any]]
     datasets: dict[str, dict[str, Any]]
     training: TrainingConfig
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (`*name`): a few lines of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in asr-poc configs; "
+                                              "write the value out", mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML like `yaml.safe_load`, but refuse aliases (an alias bomb fails at once, in little memory)."""
+    return yaml.load(text, Loader=_NoAliasLoader)
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = SHOWN_VALUE_CHARS
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """`repr(value)` cut to about SHOWN_VALUE_CHARS characters (without building the whole repr of a huge value)."""
+    return cut(_SHORT.repr(value))
+
+
+def cut(text: str) -> str:
+    """`text` cut to SHOWN_VALUE_CHARS characters."""
+    return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
 
 
 def project_root() -> Path:
@@ -96,7 +132,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError([f"override {text!r}: empty key"])
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = load_yaml_text(value) if value.strip() else None
+    except yaml.composer.ComposerError as err:
+        raise ConfigError([f"override {short_repr(text)}: {err.problem}"]) from None
     except yaml.YAMLError:
         parsed = value
     return parts, parsed
@@ -112,48 +150,67 @@ def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError([f"{'.'.join(parts[: i + 1])} = {child!r}: not a section, cannot set {text!r}"])
+                raise ConfigError([f"{'.'.join(parts[: i + 1])} = {short_repr(child)}: not a section, cannot set "
+                                   f"{short_repr(text)}"])
             node = child
         node[parts[-1]] = value
     return out
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
-    """One line per pydantic error: `key = value: what is allowed`."""
+def _allowed_keys(schema: Optional[type[BaseModel]], loc: tuple) -> list[str]:
+    """The keys allowed in the section at `loc` of `schema` (a nested pydantic model), or [] if not known."""
+    for part in loc:
+        field = schema.model_fields.get(str(part)) if schema is not None else None
+        annotation = field.annotation if field is not None else None
+        schema = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return sorted(schema.model_fields) if schema is not None else []
+
+
+def format_validation_error(err: ValidationError, prefix: str = "",
+                            schema: Optional[type[BaseModel]] = None) -> list[str]:
+    """One line per pydantic error: `key = value: what is allowed` (values cut short).
+
+    With `schema`, an unknown key lists the keys allowed in its own section."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(e["loc"]))
         if e["type"] == "extra_forbidden":
-            allowed = ", ".join(getattr(err, "_allowed_keys", []) or [])
+            allowed = ", ".join(_allowed_keys(schema, tuple(e["loc"][:-1])))
             lines.append(f"{key}: unknown key" + (f" (allowed: {allowed})" if allowed else ""))
         elif not e["loc"]:  # a rule across several keys of the section
             lines.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
         elif e["type"] == "missing":
             lines.append(f"{key}: missing (required)")
         else:
-            lines.append(f"{key} = {e.get('input')!r}: {e['msg']}")
+            lines.append(f"{key} = {short_repr(e.get('input'))}: {e['msg']}")
     return lines
 
 
 def validate_section(schema: type[BaseModel], data: Any, prefix: str) -> tuple[dict, list[str]]:
     """Validate one section with a pydantic schema; return (normalised dict, problems)."""
     if not isinstance(data, dict):
-        return {}, [f"{prefix} = {data!r}: must be a mapping of keys to values"]
+        return {}, [f"{prefix} = {short_repr(data)}: must be a mapping of keys to values"]
     try:
         return schema.model_validate(data).model_dump(), []
     except ValidationError as err:
-        err._allowed_keys = sorted(schema.model_fields)  # type: ignore[attr-defined]
-        return {}, format_validation_error(err, prefix)
+        return {}, format_validation_error(err, prefix, schema)
 
 
 def read_yaml(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"config file {str(path)!r}: not found"])
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError([f"config file {str(path)!r}: {size:,} bytes is too large for a config "
+                           f"(at most {MAX_CONFIG_BYTES:,})"])
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml_text(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ConfigError([f"config file {str(path)!r}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"config file {str(path)!r}: not valid YAML{where} ({cut(str(err).splitlines()[0])})"]
+                          ) from None
     if not isinstance(data, dict):
         raise ConfigError([f"config file {str(path)!r}: must hold a mapping at the top level"])
     return data
@@ -187,7 +244,8 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
     for kind in ("model", "dataset"):
         name, available = source.get(kind), source.get(f"available_{kind}s")
         if isinstance(name, str) and isinstance(available, list) and name not in available:
-            problems.append(f"{kind} = {name!r}: not in available_{kind}s ({', '.join(map(str, available))})")
+            problems.append(f"{kind} = {short_repr(name)}: not in available_{kind}s "
+                            f"({cut(', '.join(map(str, available)))})")
             names_ok = False
         elif names_ok and name not in cfg[f"{kind}s"]:
             problems.append(f"{kind}s.{name}: missing section for the chosen {kind} {name!r}")

@@ -88,3 +88,67 @@ def test_bad_override_syntax_and_bad_yaml(data_dir, tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+# --- hostile configs (issue 8) --------------------------------------------------------------------------------------
+
+def alias_bomb(levels: int = 9) -> str:
+    """`[&a [lol x9], &b [*a x9], &c [*b x9], ...]`: a line of YAML that expands to 9**levels strings."""
+    layers = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    layers += [f"&l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]" for n in range(1, levels)]
+    return "[" + ", ".join(layers) + "]"
+
+
+BOMB_CHECK = """
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: the bomb expanded would need far more
+from asr_poc.config import ConfigError, load_config
+started = time.perf_counter()
+try:
+    load_config(sys.argv[1], check_data=False)
+except ConfigError as err:
+    print(f"{time.perf_counter() - started:.3f}", err)
+"""
+
+
+@pytest.mark.parametrize("section", ["training:\n  batch_size", "models:\n  conformer"])
+def test_a_yaml_alias_bomb_is_refused_at_once_in_little_memory(tmp_path, section):
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"{section}: {alias_bomb()}\n")
+    result = subprocess.run([sys.executable, "-c", BOMB_CHECK, str(path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seconds, _, message = result.stdout.strip().partition(" ")
+    assert float(seconds) < 1.0
+    assert message == (f"config file {str(path)!r}: not valid YAML at line 2 (aliases (*name) are not allowed in "
+                       f"asr-poc configs; write the value out)")
+
+
+def test_an_alias_in_an_override_is_refused(data_dir):
+    (problem,) = errors(["training.batch_size=[&a [1, 2], *a, *a]"])
+    assert "aliases (*name) are not allowed" in problem
+
+
+def test_an_unknown_key_lists_the_keys_of_its_own_section(data_dir):
+    (problem,) = errors(["training.batch_sise=8"])
+    assert problem.startswith("training.batch_sise: unknown key (allowed: batch_size, checkpoint_every, ")
+    assert "available_models" not in problem
+    (problem,) = errors(["colour=blue"])
+    assert problem.startswith("colour: unknown key (allowed: available_datasets, available_models, ")
+
+
+def test_printed_values_are_cut_short(data_dir):
+    for override in ("training.batch_size=" + "9x" * 5000, "training.batch_size=[" + "1, " * 5000 + "1]",
+                     "model=" + "m" * 5000):
+        (problem,) = errors([override])
+        assert len(problem) < 200 and "..." in problem, problem
+
+
+def test_a_huge_config_file_is_refused_before_parsing(data_dir, tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("training:\n  batch_size: 8\n" + "# padding\n" * 200_000)
+    with pytest.raises(ConfigError, match="is too large for a config"):
+        load_config(path)

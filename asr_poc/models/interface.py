@@ -150,9 +150,15 @@ class BaseASRModel(nn.Module, ABC):
         atomic_torch_save(state, path)
 
     def load_checkpoint(self, path: str | os.PathLike, optimizer: Optional[torch.optim.Optimizer] = None) -> int:
-        """Load weights (and optimizer state) from `path`; returns the epoch stored in it."""
-        state = torch.load(Path(path), map_location=self.device, weights_only=False)
-        self.load_state_dict(state["state_dict"])
+        """Load weights (and optimizer state) from `path`; returns the epoch stored in it.
+
+        The file is read with `weights_only=True` (`asr_poc.checkpoint_io`): a crafted pickle is refused unrun.
+        """
+        from ..checkpoint_io import checked_model_state, load_checkpoint_file
+
+        state = load_checkpoint_file(path, map_location=self.device)
+        _, _, weights = checked_model_state(state, path)
+        self.load_state_dict(weights)
         if optimizer is not None and "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
         return int(state.get("epoch", 0))
@@ -160,19 +166,13 @@ class BaseASRModel(nn.Module, ABC):
     @staticmethod
     def from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> "BaseASRModel":
         """Rebuild any model from a checkpoint file alone (its class is found by name through the plugins)."""
+        from ..checkpoint_io import checked_model_state, load_checkpoint_file
         from ..plugins import get_model_class
 
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {path}")
-        try:
-            state = torch.load(path, map_location=device, weights_only=False)
-        except Exception as err:
-            raise ValueError(f"{path}: not a readable checkpoint ({err.__class__.__name__})") from None
-        if not isinstance(state, dict) or "model_name" not in state:
-            raise ValueError(f"{path}: not an asr-poc checkpoint")
-        model = get_model_class(state["model_name"])(state["config"])
-        model.load_state_dict(state["state_dict"])
+        name, config, weights = checked_model_state(load_checkpoint_file(path, map_location=device), path)
+        model = get_model_class(name)(config)
+        model.load_state_dict(weights)
         return model.to(device).eval()
 
 

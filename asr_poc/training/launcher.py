@@ -4,6 +4,9 @@ A thread suits a researcher's model defined in a notebook cell (it lives only in
 (`python -m asr_poc.training.worker RUN_DIR`) is what the dashboard and `asr-poc train --background` use: it is
 started in its own session, so closing the browser tab, a culled Voila kernel or a crash elsewhere does not end
 the training. Either way the run folder is the only channel: status.json, events.jsonl and the STOP file.
+
+Only one run trains in a runs folder at a time: `start_run` takes the folder's lock (`run_lock`) before anything
+starts, and the training (thread, or worker process) holds it until it ends.
 """
 from __future__ import annotations
 
@@ -19,13 +22,10 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 from .run import ACTIVE_STATES, Run, list_runs
+from .run_lock import RunAlreadyActive, RunsFolderLock
 
 Background = Literal["foreground", "thread", "process"]
 POLL_SECONDS = 0.2
-
-
-class RunAlreadyActive(RuntimeError):
-    """A run is already training (this one, or another one when starting exclusively)."""
 
 
 class RunHandle:
@@ -76,40 +76,53 @@ def start_run(run: Run, background: Background = "thread", resume: bool = False,
               root: str | os.PathLike | None = None, exclusive: bool = False) -> RunHandle:
     """Train `run` in the foreground (blocks, with a progress bar), a daemon thread, or a separate process.
 
-    Raises `RunAlreadyActive` if `run` is already training, or with `exclusive=True` if any run under `root`
-    (default: the run's own folder's parent) is: a second Start is refused rather than fighting for the CPU.
+    Raises `RunAlreadyActive` (one line: which run, which pid) if `run` is already training, or if another run
+    trains in the same runs folder (the run's parent folder): the folder's lock admits one run at a time, however
+    close together two Starts come. `root` and `exclusive` are kept for callers; the lock always applies.
     """
     from .trainer import train
 
+    if background not in ("foreground", "thread", "process"):
+        raise ValueError(f"background = {background!r}: must be foreground, thread or process")
     if run.is_active:
         raise RunAlreadyActive(f"run {run.id} is already {run.status.get('state')}; stop it first")
-    if exclusive:
-        others = active_runs(root or run.root)
-        if others:
-            raise RunAlreadyActive(f"run {others[0].id} is training; stop it before starting another")
-    run.clear_stop()
-    if background == "foreground":
-        stop_event = threading.Event()
-        with _first_ctrl_c_stops(stop_event):
-            train(run, resume=resume, stop_event=stop_event, progress=True)
-        return RunHandle(run)
-    if background == "thread":
-        stop_event = threading.Event()
-        run.write_status(state="running", pid=os.getpid(), hostname=socket.gethostname())
-        thread = threading.Thread(target=train, args=(run,), kwargs={"resume": resume, "stop_event": stop_event},
-                                  daemon=True, name=f"asr-poc-train-{run.id}")
-        thread.start()
-        return RunHandle(run, thread=thread, stop_event=stop_event)
-    if background == "process":
-        command = [sys.executable, "-m", "asr_poc.training.worker", str(run.path)] + (["--resume"] if resume else [])
+    lock = RunsFolderLock(run.root).acquire(run.id)
+    try:
+        run.clear_stop()
+        if background == "foreground":
+            stop_event = threading.Event()
+            with _first_ctrl_c_stops(stop_event):
+                train(run, resume=resume, stop_event=stop_event, progress=True)
+            return RunHandle(run)
+        if background == "thread":
+            stop_event = threading.Event()
+            run.write_status(state="running", pid=os.getpid(), hostname=socket.gethostname())
+            thread = threading.Thread(target=_train_then_release, args=(train, run, lock),
+                                      kwargs={"resume": resume, "stop_event": stop_event},
+                                      daemon=True, name=f"asr-poc-train-{run.id}")
+            thread.start()
+            lock = None  # the thread releases it
+            return RunHandle(run, thread=thread, stop_event=stop_event)
+        command = [sys.executable, "-m", "asr_poc.training.worker", str(run.path), "--lock-fd", str(lock.fd)]
         with open(run.log_path, "ab") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            process = subprocess.Popen(command + (["--resume"] if resume else []), stdout=log,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=(lock.fd,),
                                        start_new_session=True, cwd=os.getcwd())
+        lock.record(run.id, process.pid)  # the worker holds the lock now; this process lets go of its copy
         # Claim the run at once, so that a second Start in the next moment is refused too.
         run.write_status(state="running", pid=process.pid, hostname=socket.gethostname())
         threading.Thread(target=process.wait, daemon=True, name=f"asr-poc-reap-{process.pid}").start()
         return RunHandle(run, process=process)
-    raise ValueError(f"background = {background!r}: must be foreground, thread or process")
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_then_release(train, run: Run, lock: RunsFolderLock, **kwargs) -> None:
+    try:
+        train(run, **kwargs)
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -144,6 +157,11 @@ def stop_run(run_or_id: Run | str | os.PathLike, root: str | os.PathLike | None 
     while run.status.get("state") in ACTIVE_STATES and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
     return run.status
+
+
+def still_active(status: dict) -> bool:
+    """Whether a status returned by `stop_run` says the run has not stopped yet."""
+    return status.get("state") in ACTIVE_STATES
 
 
 def log_tail(run: Run, lines: int = 20) -> str:

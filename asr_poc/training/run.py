@@ -14,10 +14,15 @@
     epoch-N.pt, last.pt, best.pt    checkpoints (see `asr_poc.training.trainer`)
 
 The trainer writes, everyone else reads. Files are replaced atomically, except events.jsonl, which is only
-appended to; readers skip a partial last line, so a follower never sees half an event.
+appended to; readers skip a partial last line, so a follower never sees half an event. Every reader goes through
+`read_event_lines`, which skips (and counts) lines that are not events: invalid UTF-8, JSON that is not an object,
+known fields of the wrong type. status.json is read-merged-written under a file lock (`.status.lock`), so the
+launcher and the training process never lose each other's fields. One run trains per runs folder (`run_lock`).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
@@ -26,11 +31,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import yaml
 
-from ..config import ConfigError, apply_overrides, dump_yaml, resolve_path, validate_config
+from ..config import ConfigError, apply_overrides, dump_yaml, load_yaml_text, resolve_path, validate_config
 from .checkpoint import atomic_write_text
 
 STATES = ("created", "running", "stopping", "stopped", "finished", "failed", "interrupted")
@@ -39,6 +44,60 @@ HEARTBEAT_TIMEOUT = 60.0  # seconds without a status update after which a run co
 DEFAULT_ROOT = "checkpoints"
 
 _status_lock = threading.Lock()  # the training loop and its heartbeat thread both write status.json
+_NUMBER_FIELDS = ("time", "step", "epoch", "loss", "lr", "audio_seconds_per_second", "grad_norm", "wer", "cer", "rtf")
+_TEXT_FIELDS = ("type", "state", "error", "level", "message", "path", "kind")
+
+
+def parse_event(line: bytes) -> Optional[dict]:
+    """One events.jsonl line as an event, or None if it is not one (bad UTF-8, not an object, wrong field types)."""
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return None
+    for key in _NUMBER_FIELDS:
+        value = event.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or abs(value) > 2 ** 62):
+            return None
+    if any(event.get(key) is not None and not isinstance(event[key], str) for key in _TEXT_FIELDS):
+        return None
+    return event
+
+
+def read_event_lines(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict], int, int]:
+    """(events after byte `offset`, the offset to pass next time, lines skipped as not events).
+
+    A partial last line (still being written) is left for the next call; an empty line is not counted."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset, 0
+    end = data.rfind(b"\n") + 1
+    events, bad = [], 0
+    for line in data[:end].splitlines():
+        if not line.strip():
+            continue
+        event = parse_event(line)
+        if event is None:
+            bad += 1
+        else:
+            events.append(event)
+    return events, offset + end, bad
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `path` (created if missing) for the block: one writer across processes."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def new_run_id(model: str) -> str:
@@ -83,6 +142,7 @@ class Run:
         self.path = Path(path).resolve()
         self._config: Optional[dict] = None
         self._events_repaired = False
+        self.bad_event_lines = 0  # lines of events.jsonl skipped by this object's reads because they are not events
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -156,7 +216,13 @@ class Run:
     def config(self) -> dict:
         """The run's config (read once)."""
         if self._config is None:
-            self._config = yaml.safe_load(self.config_path.read_text())
+            try:
+                config = load_yaml_text(self.config_path.read_text(errors="replace"))
+            except yaml.YAMLError as err:
+                raise ConfigError([f"{self.config_path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+            if not isinstance(config, dict):
+                raise ConfigError([f"{self.config_path}: must hold a mapping at the top level"])
+            self._config = config
         return self._config
 
     def override_training(self, overrides: list[str]) -> dict:
@@ -173,24 +239,32 @@ class Run:
     # --- status --------------------------------------------------------------------------------------------------
     def _read_status(self) -> dict:
         try:
-            return json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            status = json.loads(self.status_path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
             return {}
+        return status if isinstance(status, dict) else {}
 
     @property
     def status(self) -> dict:
-        """status.json; a running/stopping run whose process is gone or silent for a minute is `interrupted`."""
+        """status.json; a running/stopping run whose process is gone or silent for a minute is `interrupted`.
+
+        An interrupted run's `step` is its last checkpoint's (`checkpoint_step`): where a resume goes on from."""
         status = self._read_status()
         if status.get("state") in ACTIVE_STATES and not self._alive(status):
             status["state"] = "interrupted"
+            if isinstance(status.get("checkpoint_step"), int):
+                status["step"] = status["checkpoint_step"]
         return status
 
     @staticmethod
     def _alive(status: dict) -> bool:
-        if time.time() - float(status.get("updated") or 0) > HEARTBEAT_TIMEOUT:
+        try:
+            if time.time() - float(status.get("updated") or 0) > HEARTBEAT_TIMEOUT:
+                return False
+            if status.get("pid") and status.get("hostname") == socket.gethostname():
+                return pid_alive(int(status["pid"]))
+        except (TypeError, ValueError, OverflowError):
             return False
-        if status.get("pid") and status.get("hostname") == socket.gethostname():
-            return pid_alive(int(status["pid"]))
         return True  # another host (e.g. another container): trust the fresh heartbeat
 
     @property
@@ -199,8 +273,8 @@ class Run:
         return self.status.get("state") in ACTIVE_STATES
 
     def write_status(self, **fields: Any) -> dict:
-        """Merge `fields` into status.json (atomically) and refresh the `updated` heartbeat."""
-        with _status_lock:
+        """Merge `fields` into status.json (atomically, under a file lock) and refresh the `updated` heartbeat."""
+        with _status_lock, _file_lock(self.path / ".status.lock"):
             status = {**self._read_status(), **fields, "updated": time.time()}
             atomic_write_text(self.status_path, json.dumps(jsonable(status), indent=2) + "\n")
         return status
@@ -231,21 +305,16 @@ class Run:
             pass
 
     def read_events(self, offset: int = 0) -> tuple[list[dict], int]:
-        """Events after byte `offset`, and the offset to pass next time. A partial last line is left for later."""
-        try:
-            with open(self.events_path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return [], offset
-        end = data.rfind(b"\n") + 1
-        events = []
-        for line in data[:end].splitlines():
-            try:
-                events.append(json.loads(line))
-            except json.JSONDecodeError:  # an empty line, or one torn by a crash and later repaired
-                continue
-        return events, offset + end
+        """Events after byte `offset`, and the offset to pass next time. A partial last line is left for later.
+
+        Lines that are not events are skipped and counted (`bad_event_lines`); when a read skips some, a warning
+        log event saying so is added at the end (it is not written to the file)."""
+        events, new_offset, bad = read_event_lines(self.events_path, offset)
+        if bad:
+            self.bad_event_lines += bad
+            events.append({"type": "log", "level": "warning", "time": time.time(),
+                           "message": f"skipped {bad} unreadable line{'s' if bad > 1 else ''} of {self.events_path}"})
+        return events, new_offset
 
     def events(self, type: Optional[str] = None) -> list[dict]:
         """All events so far (of one `type` if given)."""

@@ -33,12 +33,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..audio import FeatureConfig
+from ..checkpoint_io import CheckpointRefused
 from ..config import ConfigError, dataset_section, model_section, validate_config
 from ..datasets.interface import DurationBucketSampler, collate_fn
 from ..evaluation import evaluate
 from ..plugins import get_dataset_class, get_model_class
 from ..text import CharTokenizer
-from .checkpoint import atomic_torch_save
+from .checkpoint import (DiskFullError, atomic_torch_save, load_resume_checkpoint, remove_stale_temporaries,
+                         rng_from_plain, rng_to_plain)
 from .extra_eval import load_extra_sets, score_extra_sets
 from .run import Run
 
@@ -92,11 +94,16 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             raise TrainingError(f"the train split of {cfg['dataset']!r} is empty")
 
         # ---- model and tokenizer (on resume: exactly those of the checkpoint) ---------------------------------
-        checkpoint = None
-        if resume and run.last_checkpoint.is_file():
-            checkpoint = torch.load(run.last_checkpoint, map_location=device, weights_only=False)
-        elif resume:
-            emit({"type": "log", "level": "warning", "message": "no last.pt to resume from; starting from step 0"})
+        checkpoint = resumed_from = None
+        if master:
+            for tmp in remove_stale_temporaries(run.path):
+                emit({"type": "log", "level": "info", "message": f"removed {tmp.name}, left by a killed save"})
+        if resume:  # the newest readable checkpoint: last.pt, else epoch-N.pt newest first, else best.pt
+            checkpoint, resumed_from, skipped = load_resume_checkpoint(run.path, map_location=device)
+            for line in skipped:
+                emit({"type": "log", "level": "warning", "message": f"{line}; trying an older checkpoint"})
+            if checkpoint is None:
+                emit({"type": "log", "level": "warning", "message": "no last.pt to resume from; starting from step 0"})
         initial = None
         if checkpoint is not None:
             model_config = checkpoint["config"]
@@ -144,7 +151,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             best_cer, best_wer = checkpoint.get("best_cer"), checkpoint.get("best_wer")
             if checkpoint.get("rng"):
                 _set_rng_state(checkpoint["rng"])
-            emit({"type": "log", "level": "info", "message": f"resumed from last.pt at step {step} "
+            emit({"type": "log", "level": "info", "message": f"resumed from {resumed_from.name} at step {step} "
                   f"(epoch {epoch + 1}, batch {batch_in_epoch} of {batches_per_epoch})"})
             del checkpoint
         raw_model.train()
@@ -172,6 +179,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                 step=step, epoch=epoch, batch_in_epoch=batch_in_epoch, best_cer=best_cer, best_wer=best_wer,
                 rng=_rng_state(), run_id=run.id), path)
+            set_status(step=step, checkpoint_step=step, checkpoint_epoch=epoch)  # the step a resume goes on from
             emit({"type": "checkpoint", "path": str(path), "step": step, "epoch": epoch, "kind": kind})
 
         def evaluate_and_save(end_of_epoch: bool) -> None:
@@ -210,7 +218,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
         end = should_end()
         saved_at = step if run.last_checkpoint.is_file() and resume else -1
         bad_steps = 0
-        tick = time.perf_counter()
+        tick = last_save = time.perf_counter()
         while end is None and epoch < tc["epochs"]:
             sampler.set_epoch(epoch)
             loader = DataLoader(train_ds, batch_sampler=sampler.batches()[batch_in_epoch:],
@@ -238,9 +246,21 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                         raise TrainingError(f"loss is {'NaN' if math.isnan(loss_value) else loss_value} at step "
                                             f"{step + 1}; lower training.learning_rate")
                 else:
-                    bad_steps = 0
                     scaler.unscale_(optimizer)
                     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+                    if not scaler.is_enabled() and not math.isfinite(float(grad_norm)):  # fp16's scaler skips itself
+                        optimizer.zero_grad(set_to_none=True)
+                        bad_steps += 1
+                        emit({"type": "log", "level": "warning",
+                              "message": f"gradient norm is {float(grad_norm)} at step {step + 1}; batch skipped"})
+                        if bad_steps >= MAX_BAD_STEPS:
+                            raise TrainingError(f"gradients are not finite at step {step + 1}; lower "
+                                                f"training.learning_rate or check the model")
+                        end = should_end()
+                        if end:
+                            break
+                        continue
+                    bad_steps = 0
                     lr = optimizer.param_groups[0]["lr"]
                     scaler.step(optimizer)
                     scaler.update()
@@ -254,6 +274,9 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                           "grad_norm": float(grad_norm)})
                     tick = now
                     live.update(step=step, epoch=epoch + 1)
+                    if tc["checkpoint_minutes"] and now - last_save >= 60 * tc["checkpoint_minutes"]:
+                        save("last")  # a crash loses minutes, not an epoch
+                        last_save = tick = time.perf_counter()
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss_value:.3f}", step=step, refresh=False)
                     bar.update()
@@ -282,10 +305,11 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
 
     except BaseException as err:
         message = _one_line(err)
-        traceback.print_exc()
+        if not isinstance(err, (TrainingError, DiskFullError, CheckpointRefused)):  # those say it all in one line
+            traceback.print_exc()
         try:
+            status = finish("failed", message)  # first: on a full disk the status matters more than the traceback
             emit({"type": "log", "level": "error", "message": traceback.format_exc()})
-            status = finish("failed", message)
         except OSError as write_err:  # e.g. the disk is still full
             print(f"could not record the failure of {run.id}: {write_err}", flush=True)
             status = run.status
@@ -326,15 +350,18 @@ def lr_factor(step: int, warmup: int, schedule: str, total: float) -> float:
 
 
 def _rng_state() -> dict:
-    """Random generators' states (SpecAugment masks, dropout), so that a resumed run draws what it would have."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Random generators' states (SpecAugment masks, dropout), so that a resumed run draws what it would have.
+
+    Tensors and lists only, so that the checkpoint loads with `weights_only=True`."""
+    return {"torch": torch.get_rng_state(), **rng_to_plain(np.random.get_state(), random.getstate()),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state, python_state = rng_from_plain(state["numpy"], state["python"])
+    np.random.set_state(numpy_state)
+    random.setstate(python_state)
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -371,7 +398,7 @@ def _max_over_ranks(value: int, device: torch.device, world_size: int) -> int:
 
 def _one_line(err: BaseException) -> str:
     text = "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    if isinstance(err, TrainingError):
+    if isinstance(err, (TrainingError, DiskFullError, CheckpointRefused)):
         return text
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 

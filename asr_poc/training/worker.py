@@ -3,15 +3,20 @@
 The launcher starts this for background runs; `torchrun --nproc_per_node=N -m asr_poc.training.worker RUN_DIR`
 trains the same run on N GPUs with DDP (rank 0 writes the folder). SIGTERM and SIGINT ask the loop to stop
 cleanly, after a final last.pt, exactly like `asr-poc stop`.
+
+The worker holds the runs folder's lock (`run_lock`) while it trains: the one its launcher passed (`--lock-fd`),
+or, started by hand or by torchrun, one it takes itself (rank 0); if another run holds it, it says which and exits 1.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 
 from .run import Run
+from .run_lock import RunAlreadyActive, RunsFolderLock
 from .trainer import train
 
 
@@ -19,12 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asr_poc.training.worker", description=__doc__)
     parser.add_argument("run_dir", help="the run folder (holds config.yaml)")
     parser.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    parser.add_argument("--lock-fd", type=int, help="an open, locked runs-folder lock handed over by the launcher")
     args = parser.parse_args(argv)
+    run = Run(args.run_dir)
+    if args.lock_fd is not None:
+        lock = RunsFolderLock(run.root, fd=args.lock_fd)  # noqa: F841 (held open until this process ends)
+    elif os.environ.get("RANK", "0") == "0":
+        try:
+            lock = RunsFolderLock(run.root).acquire(run.id)  # noqa: F841
+        except RunAlreadyActive as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
 
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
-    status = train(Run(args.run_dir), resume=args.resume, stop_event=stop_event)
+    status = train(run, resume=args.resume, stop_event=stop_event)
     return 0 if status.get("state") in ("finished", "stopped") else 1
 
 
