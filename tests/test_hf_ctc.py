@@ -15,6 +15,7 @@ from asr_poc.bench.systems import load_system
 from asr_poc.bench.training import training_config
 from asr_poc.cli import main
 from asr_poc.config import ConfigError, load_config
+from asr_poc.datasets.interface import DatasetConfig
 from asr_poc.inference import Transcriber
 from asr_poc.models.hf_ctc import HFCTC, PretrainedNotFound, PretrainedVocabTokenizer
 from asr_poc.models.interface import BaseASRModel
@@ -56,10 +57,14 @@ def bare_pretrained(tmp_path_factory) -> Path:
     return save_tiny_wav2vec2(tmp_path_factory.mktemp("tiny-w2v2-bare"), with_processor=False)
 
 
+# these tests are about the model: no on-the-fly augmentation where the data sets have it
+NO_AUGMENTATION = ["datasets.synthetic.augment=null"] if "augment" in DatasetConfig.model_fields else []
+
+
 def hf_config(corpus: Path, root: Path, folder: Path, *overrides: str) -> dict:
     return load_config(None, ["model=hf-ctc", f"models.hf-ctc.pretrained={folder}", f"datasets.synthetic.path={corpus}",
                               f"checkpoint_dir={root}", "training.batch_size=4", "training.eval_utterances=0",
-                              "training.warmup_steps=4", "training.learning_rate=0.003", *overrides])
+                              "training.warmup_steps=4", "training.learning_rate=0.003", *NO_AUGMENTATION, *overrides])
 
 
 def build(folder: Path, corpus: Path, **keys) -> HFCTC:

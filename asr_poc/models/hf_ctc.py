@@ -124,6 +124,10 @@ def load_pretrained(source: str) -> tuple[nn.Module, Optional[Any], Optional[Any
         else:
             reason = f"not a local folder, and not loadable from the hub ({_first_line(err)})"
         raise PretrainedNotFound(f"models.hf-ctc.pretrained = {source!r}: {reason}") from None
+    if not hasattr(model, "_get_feat_extract_output_lengths") or not isinstance(getattr(model, "lm_head", None),
+                                                                                nn.Linear):
+        raise PretrainedNotFound(f"models.hf-ctc.pretrained = {source!r}: {type(model).__name__} is not a waveform "
+                                 f"CTC model with a linear head (wav2vec2, HuBERT, WavLM, data2vec-audio, SEW ...)")
     try:
         extractor = AutoFeatureExtractor.from_pretrained(where)
     except Exception:  # a folder with weights only (e.g. a pretraining checkpoint)
@@ -155,8 +159,6 @@ class HFCTC(BaseASRModel):
         # Not BaseASRModel.__init__: that builds a log-mel frontend and a CharTokenizer whose blank must be
         # "<pad>" at id 0; this model reads raw waveforms and may keep its pretrained vocabulary.
         nn.Module.__init__(self)
-        from transformers import AutoConfig, AutoModelForCTC
-
         c = HFCTCConfig.model_validate({k: v for k, v in config.items() if k in HFCTCConfig.model_fields})
         given_rate = config.get("features", {}).get("sample_rate", c.sample_rate)
         if given_rate != c.sample_rate:
@@ -164,34 +166,10 @@ class HFCTC(BaseASRModel):
                              f"({c.sample_rate}), the rate the pretrained model was trained at")
         self.features = FeatureConfig(sample_rate=c.sample_rate)
         self.head_learning_rate = c.head_learning_rate
-        config = {**config, "features": self.features.to_dict()}
-
         if "hf_config" in config:  # rebuilt from a checkpoint: plain data only, no hub access
-            hf = AutoModelForCTC.from_config(AutoConfig.for_model(**config["hf_config"]))
-            extractor = _feature_extractor(config["feature_extractor"])
-            self.tokenizer = (PretrainedVocabTokenizer(config["vocab"], **config["tokenizer"])
-                              if config.get("tokenizer") else CharTokenizer(config["vocab"]))
+            hf, extractor, self.tokenizer = self._rebuild(config)
         else:
-            hf, extractor, pretrained_tokenizer = load_pretrained(c.pretrained)
-            tokenizer = PretrainedVocabTokenizer.from_pretrained(pretrained_tokenizer) if pretrained_tokenizer else None
-            if tokenizer is None:
-                tokenizer = CharTokenizer(config["vocab"])
-                self._new_head(hf, len(tokenizer), tokenizer.blank_id)
-            elif len(tokenizer) > hf.lm_head.out_features:
-                raise ValueError(f"models.hf-ctc.pretrained = {c.pretrained!r}: its tokenizer has {len(tokenizer)} "
-                                 f"symbols but its CTC head only {hf.lm_head.out_features}")
-            self.tokenizer = tokenizer
-            if extractor is None:
-                from transformers import Wav2Vec2FeatureExtractor
-
-                extractor = Wav2Vec2FeatureExtractor(
-                    sampling_rate=c.sample_rate, do_normalize=True,
-                    return_attention_mask=getattr(hf.config, "feat_extract_norm", "layer") == "layer")
-            hf.config.apply_spec_augment = bool(getattr(hf.config, "apply_spec_augment", False)
-                                                and config.get("spec_augment", True))
-        if not hasattr(hf, "_get_feat_extract_output_lengths") or not isinstance(getattr(hf, "lm_head", None), nn.Linear):
-            raise ValueError(f"models.hf-ctc: {type(hf).__name__} is not a waveform CTC model with a linear head "
-                             f"(wav2vec2, HuBERT, WavLM, data2vec-audio, SEW, UniSpeech ...)")
+            hf, extractor, self.tokenizer = self._pretrained(c, config)
         if extractor.sampling_rate != c.sample_rate:
             raise ValueError(f"models.hf-ctc.sample_rate = {c.sample_rate}: the pretrained feature extractor "
                              f"expects {extractor.sampling_rate} Hz")
@@ -201,10 +179,41 @@ class HFCTC(BaseASRModel):
             hf.freeze_feature_encoder()
         self.hf = hf
         self.feature_extractor = extractor
-        self.config = {**config, "vocab": self.tokenizer.vocab, "hf_config": hf.config.to_dict(),
-                       "feature_extractor": extractor.to_dict(),
-                       "tokenizer": self.tokenizer.to_dict() if isinstance(self.tokenizer, PretrainedVocabTokenizer)
-                       else None}
+        pretrained_vocab = isinstance(self.tokenizer, PretrainedVocabTokenizer)
+        self.config = {**config, "features": self.features.to_dict(), "vocab": self.tokenizer.vocab,
+                       "hf_config": hf.config.to_dict(), "feature_extractor": extractor.to_dict(),
+                       "tokenizer": self.tokenizer.to_dict() if pretrained_vocab else None}
+
+    @staticmethod
+    def _rebuild(config: dict) -> tuple[nn.Module, Any, CharTokenizer]:
+        """(model with untrained weights, feature extractor, tokenizer) from a checkpoint's config dict."""
+        from transformers import AutoConfig, AutoModelForCTC
+
+        hf = AutoModelForCTC.from_config(AutoConfig.for_model(**config["hf_config"]))
+        tokenizer = (PretrainedVocabTokenizer(config["vocab"], **config["tokenizer"]) if config.get("tokenizer")
+                     else CharTokenizer(config["vocab"]))
+        return hf, _feature_extractor(config["feature_extractor"]), tokenizer
+
+    def _pretrained(self, c: HFCTCConfig, config: dict) -> tuple[nn.Module, Any, CharTokenizer]:
+        """(pretrained model, its feature extractor or a default one, its tokenizer or ours with a new head)."""
+        hf, extractor, pretrained_tokenizer = load_pretrained(c.pretrained)
+        tokenizer = PretrainedVocabTokenizer.from_pretrained(pretrained_tokenizer) if pretrained_tokenizer else None
+        if tokenizer is None:
+            tokenizer = CharTokenizer(config["vocab"])
+            self._new_head(hf, len(tokenizer), tokenizer.blank_id)
+        elif len(tokenizer) > hf.lm_head.out_features:
+            raise ValueError(f"models.hf-ctc.pretrained = {c.pretrained!r}: its tokenizer has {len(tokenizer)} "
+                             f"symbols but its CTC head only {hf.lm_head.out_features}")
+        if extractor is None:
+            from transformers import Wav2Vec2FeatureExtractor
+
+            extractor = Wav2Vec2FeatureExtractor(  # models with layer norm in the encoder take an attention mask
+                sampling_rate=c.sample_rate, do_normalize=True,
+                return_attention_mask=getattr(hf.config, "feat_extract_norm", "layer") == "layer")
+        # training.spec_augment false also turns off the model's own time/feature masking
+        hf.config.apply_spec_augment = bool(getattr(hf.config, "apply_spec_augment", False)
+                                            and config.get("spec_augment", True))
+        return hf, extractor, tokenizer
 
     @staticmethod
     def _new_head(hf: nn.Module, vocab_size: int, blank_id: int) -> None:
