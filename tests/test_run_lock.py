@@ -140,3 +140,21 @@ def test_status_written_by_several_processes_loses_no_field(small_corpus, tmp_pa
     status = run.status
     assert all(f"p{n}-{i}" in status for n in range(4) for i in range(40))
     assert status["state"] == "created"
+
+
+def test_cli_train_and_resume_are_refused_in_one_line_while_the_folder_is_locked(small_corpus, tmp_path, capsys):
+    from asr_poc.cli import main as cli
+
+    existing = Run.create(tiny_config(small_corpus, tmp_path))
+    lock = RunsFolderLock(tmp_path).acquire("someone-else")
+    try:
+        for argv in (["train", "--root", str(tmp_path), "--set", f"datasets.synthetic.path={small_corpus}"],
+                     ["train", "--resume", existing.id, "--root", str(tmp_path)]):
+            assert cli(argv) == 1
+            assert capsys.readouterr().err.splitlines() == [
+                f"error: run someone-else is training (pid {os.getpid()}) in {tmp_path}; stop it before starting "
+                f"another"]
+    finally:
+        lock.release()
+    assert [p for p in tmp_path.iterdir() if p.is_dir()] == [existing.path]  # the refused new run left no folder
+    assert existing.status["state"] == "created"
