@@ -64,7 +64,8 @@ NO_AUGMENTATION = ["datasets.synthetic.augment=null"] if "augment" in DatasetCon
 def hf_config(corpus: Path, root: Path, folder: Path, *overrides: str) -> dict:
     return load_config(None, ["model=hf-ctc", f"models.hf-ctc.pretrained={folder}", f"datasets.synthetic.path={corpus}",
                               f"checkpoint_dir={root}", "training.batch_size=4", "training.eval_utterances=0",
-                              "training.warmup_steps=4", "training.learning_rate=0.003", *NO_AUGMENTATION, *overrides])
+                              "training.warmup_steps=4", "training.learning_rate=0.003", "training.extra_eval=[]",
+                              *NO_AUGMENTATION, *overrides])
 
 
 def build(folder: Path, corpus: Path, **keys) -> HFCTC:
@@ -184,7 +185,8 @@ def test_unreachable_pretrained_is_one_line(small_corpus, tmp_path):
 def test_cli_trains_from_a_folder_then_transcribe_bench_and_the_test_tab_load_it(pretrained, small_corpus, tmp_path, capsys):
     code = main(["train", "--root", str(tmp_path), "--model", "hf-ctc", "--set", f"models.hf-ctc.pretrained={pretrained}",
                  "--set", f"datasets.synthetic.path={small_corpus}", "--set", "training.max_steps=2",
-                 "--set", "training.eval_utterances=4", "--set", "training.batch_size=4"])
+                 "--set", "training.eval_utterances=4", "--set", "training.batch_size=4",
+                 "--set", "training.extra_eval=[]", *(f"--set={s}" for s in NO_AUGMENTATION)])
     out, err = capsys.readouterr()
     assert code == 0, err
     run = Run(out.splitlines()[0])
