@@ -38,7 +38,9 @@ def evaluate(model, dataset: BaseASRDataset, limit: Optional[int] = None, batch_
     else:
         durations = dataset.durations()
     sampler = DurationBucketSampler(durations, batch_size, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn)
+    # its own generator: iterating a DataLoader draws a base seed from the global RNG otherwise, and scoring in
+    # the middle of a run must not change what training draws next (exact resume)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn, generator=torch.Generator())
     was_training = model.training
     model.eval()
     refs, hyps, ids = [], [], []
