@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: build the default offline corpus if it is missing, then serve the dashboard (Voila) on
-# http://127.0.0.1:${PORT:-8866}/ until Ctrl-C. Training runs started from the page are separate processes
-# and keep going after the server stops.
+# http://127.0.0.1:${PORT:-8866}/ until Ctrl-C, behind a token: the URL to open, with its token, is printed
+# (set ASR_POC_TOKEN to choose the token). Training runs started from the page are separate processes and keep
+# going after the server stops.
 #
 #   scripts/run.sh            the dashboard (PORT=8866 by default)
 #   scripts/run.sh cli        the command-line tour instead: train a small conformer for MINUTES (default 5),
@@ -21,7 +22,7 @@ fi
 [ -f data/real-check/metadata.csv ] || "$asr" prepare real-check --out data/real-check  # real speech, shipped
 
 if [ "${1:-dashboard}" != "cli" ]; then
-  echo "== dashboard: open http://127.0.0.1:$port/ in a browser (Ctrl-C stops the server)"
+  echo "== dashboard: open the URL printed below, token included, in a browser (Ctrl-C stops the server)"
   exec "$asr" dashboard --port "$port"
 fi
 

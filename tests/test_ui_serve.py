@@ -170,3 +170,15 @@ def test_an_upload_over_the_limit_gets_a_clear_message_and_is_not_decoded(tmp_pa
         assert panel.upload.value == (), "the same file can be chosen again"
     finally:
         panel.close()
+
+
+def test_compose_requires_tokens_from_the_environment_and_publishes_on_localhost():
+    import yaml
+
+    compose = yaml.safe_load((REPO_ROOT / "docker" / "compose.yml").read_text())
+    for name, variable in (("jupyterlab", "JUPYTER_TOKEN"), ("dashboard", TOKEN_ENV)):
+        service = compose["services"][name]
+        assert service["environment"][variable].startswith("${" + variable + ":?"), "required, no default"
+        assert "token" not in service["command"].lower(), "no token on a command line"
+        assert all(port.startswith("${BIND_ADDRESS:-127.0.0.1}:") for port in service["ports"])
+    assert "asr_poc dashboard" in compose["services"]["dashboard"]["command"], "the dashboard's checks apply"
