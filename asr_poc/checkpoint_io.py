@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,13 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = _UNSAFE_GLOBAL.search(str(err))
-        what = f"it needs {found.group(1)}" if found else str(err).strip().splitlines()[0][:120]
-        raise CheckpointRefused(f"{path}: refused: not a plain-data checkpoint ({what})") from None
+        if found:  # the file asks for a function or class: it would run code, or at least more than data
+            raise CheckpointRefused(f"{path}: refused: not a plain-data checkpoint (it needs {found.group(1)})"
+                                    ) from None
+        reason = _unpickler_reason(str(err))
+        if zipfile.is_zipfile(path):  # torch's format, but with pickle instructions beyond plain data
+            raise CheckpointRefused(f"{path}: refused: not a plain-data checkpoint ({reason})") from None
+        raise CheckpointRefused(f"{path}: not a readable checkpoint ({reason})") from None
     except Exception as err:  # truncated, not a zip/pickle, unreadable
         reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
         raise CheckpointRefused(f"{path}: not a readable checkpoint ({type(err).__name__}"
@@ -53,6 +59,14 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     if not isinstance(state, dict):
         raise CheckpointRefused(f"{path}: not an asr-poc checkpoint (holds a {type(state).__name__}, not a dict)")
     return state
+
+
+def _unpickler_reason(message: str) -> str:
+    """The useful line of torch's weights-only error (after its paragraph of advice)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    tail = [line for line in lines if not line.startswith(("Weights only load failed", "Please file an issue",
+                                                            "Check the documentation", "In PyTorch"))]
+    return (tail[0] if tail else "unreadable pickle")[:120]
 
 
 def checked_model_state(state: dict, path: str | os.PathLike) -> tuple[str, dict, dict]:

@@ -219,6 +219,16 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
         saved_at = step if run.last_checkpoint.is_file() and resume else -1
         bad_steps = 0
         tick = last_save = time.perf_counter()
+
+        def skip_batch(warning: str, error: str) -> None:
+            """Drop this batch's gradients with a warning; after MAX_BAD_STEPS in a row the run fails."""
+            nonlocal bad_steps
+            optimizer.zero_grad(set_to_none=True)
+            bad_steps += 1
+            emit({"type": "log", "level": "warning", "message": f"{warning} at step {step + 1}; batch skipped"})
+            if bad_steps >= MAX_BAD_STEPS:
+                raise TrainingError(f"{error} at step {step + 1}; lower training.learning_rate")
+
         while end is None and epoch < tc["epochs"]:
             sampler.set_epoch(epoch)
             loader = DataLoader(train_ds, batch_sampler=sampler.batches()[batch_in_epoch:],
@@ -238,24 +248,12 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                 loss_value = float(loss.detach())
                 batch_in_epoch += 1
                 if _max_over_ranks(int(not math.isfinite(loss_value)), device, world_size):
-                    optimizer.zero_grad(set_to_none=True)
-                    bad_steps += 1
-                    emit({"type": "log", "level": "warning",
-                          "message": f"loss is {loss_value} at step {step + 1}; batch skipped"})
-                    if bad_steps >= MAX_BAD_STEPS:
-                        raise TrainingError(f"loss is {'NaN' if math.isnan(loss_value) else loss_value} at step "
-                                            f"{step + 1}; lower training.learning_rate")
+                    skip_batch(f"loss is {loss_value}", f"loss is {'NaN' if math.isnan(loss_value) else loss_value}")
                 else:
                     scaler.unscale_(optimizer)
                     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
                     if not scaler.is_enabled() and not math.isfinite(float(grad_norm)):  # fp16's scaler skips itself
-                        optimizer.zero_grad(set_to_none=True)
-                        bad_steps += 1
-                        emit({"type": "log", "level": "warning",
-                              "message": f"gradient norm is {float(grad_norm)} at step {step + 1}; batch skipped"})
-                        if bad_steps >= MAX_BAD_STEPS:
-                            raise TrainingError(f"gradients are not finite at step {step + 1}; lower "
-                                                f"training.learning_rate or check the model")
+                        skip_batch(f"gradient norm is {float(grad_norm)}", "gradients are not finite")
                         end = should_end()
                         if end:
                             break
