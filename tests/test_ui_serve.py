@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -96,7 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             return False
 
     wait_for(up, 60, "the dashboard server to listen")
-    yield {"base": base, "port": port, "log": log}
+    yield {"base": base, "port": port, "log": log, "pid": process.pid}
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(30)
 
@@ -151,8 +152,13 @@ def test_the_token_opens_the_page_and_a_foreign_origin_cannot_reach_its_kernel(s
         asyncio.run(open_channels(server, kernel_id, cookies, "http://evil.example"))
     assert refused.value.code == 403
     asyncio.run(open_channels(server, kernel_id, cookies, server["base"]))  # the page's own origin connects
-    # nothing is connected now: the kernel is culled after --cull-after 3 s (checked every second)
     kernel_url = f"{server['base']}/api/kernels/{kernel_id}"
+    assert session.get(kernel_url, headers={"Origin": "http://evil.example"}, timeout=30).status_code == 404, \
+        "an XHR from another origin is refused (jupyter_server answers 404)"
+    kernels = [p for p in psutil.Process(server["pid"]).children(recursive=True)
+               if any("ipykernel" in part for part in p.cmdline())]
+    assert kernels and all(TOKEN_ENV not in k.environ() for k in kernels), "kernels never see the token"
+    # nothing is connected now: the kernel is culled after --cull-after 3 s (checked every second)
     assert session.get(kernel_url, timeout=30).status_code == 200
     wait_for(lambda: session.get(kernel_url, timeout=30).status_code == 404, 30, "the unconnected kernel to be culled")
 
