@@ -188,3 +188,28 @@ def test_compose_requires_tokens_from_the_environment_and_publishes_on_localhost
         assert "token" not in service["command"].lower(), "no token on a command line"
         assert all(port.startswith("${BIND_ADDRESS:-127.0.0.1}:") for port in service["ports"])
     assert "asr_poc dashboard" in compose["services"]["dashboard"]["command"], "the dashboard's checks apply"
+
+
+LIGHT_PAGE = """
+import builtins, os, sys, traceback
+os.environ["ASR_POC_ROOT"] = sys.argv[1]
+importer = []
+real_import = builtins.__import__
+def watch(name, *args, **kwargs):
+    if name.split(".")[0] == "torch" and "torch" not in sys.modules and not importer:
+        importer.extend(f"{f.filename}:{f.lineno}" for f in traceback.extract_stack() if "asr_poc" in f.filename)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = watch
+from asr_poc.ui.dashboard import dashboard
+page = dashboard()
+page.tabs.selected_index = 1  # the Runs tab too
+print(" <- ".join(reversed(importer)) or "no torch")
+"""
+
+
+def test_building_the_dashboard_does_not_import_torch(tmp_path: Path):
+    """A page that is only looked at stays light: torch (about 700 MB) loads when the Test tab uses a model."""
+    result = subprocess.run([sys.executable, "-c", LIGHT_PAGE, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "no torch", f"torch imported by {result.stdout.strip()}"
