@@ -2,7 +2,8 @@
 
 Writes go to a temporary file in the same folder, are fsynced, renamed over the target and the folder is fsynced,
 so a crash or a full disk never leaves half a file and never removes the previous one. Reading is
-`asr_poc.checkpoint_io.load_checkpoint_file` (weights_only: a file cannot run code).
+`asr_poc.checkpoint_io.load_checkpoint_file` (weights_only: a file cannot run code). torch is imported only where
+a checkpoint is written or read, so that following a run (the dashboard's Training and Runs tabs) stays light.
 """
 from __future__ import annotations
 
@@ -14,10 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
-
-import torch
-
-from ..checkpoint_io import CheckpointRefused, load_checkpoint_file
 
 TRAINING_KEYS = ("state_dict", "config", "optimizer", "scheduler", "step", "epoch", "batch_in_epoch")
 STALE_TEMPORARY_SECONDS = 60.0  # a temporary file this old belongs to a writer that died (saves take seconds)
@@ -111,6 +108,8 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[Any], None], size_hi
 
 def _tensor_bytes(obj: Any) -> int:
     """About how many bytes `torch.save(obj)` writes: the tensors' storage (the rest is small)."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         return obj.untyped_storage().nbytes()
     if isinstance(obj, dict):
@@ -125,6 +124,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
 
     A full disk raises `DiskFullError` naming the file, the bytes needed (about) and the bytes free.
     """
+    import torch
+
     _atomic_write(path, lambda f: torch.save(obj, f), size_hint=_tensor_bytes(obj) + 64 * 1024)
 
 
@@ -164,6 +165,8 @@ def load_resume_checkpoint(folder: str | os.PathLike, map_location: Any = "cpu"
     (None, None, []) when the folder has no checkpoint at all; `CheckpointRefused` when it has some and none of
     them can be read (the message lists why, file by file).
     """
+    from ..checkpoint_io import CheckpointRefused, load_checkpoint_file
+
     skipped: list[str] = []
     for path in resume_candidates(folder):
         try:
@@ -183,6 +186,8 @@ def load_resume_checkpoint(folder: str | os.PathLike, map_location: Any = "cpu"
 
 def rng_to_plain(numpy_state: tuple, python_state: tuple) -> dict:
     """numpy's and Python's generator states as tensors and lists (what `weights_only` loads)."""
+    import torch
+
     name, keys, pos, has_gauss, cached = numpy_state
     version, internal, gauss_next = python_state
     return {"numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype("int64")), "pos": int(pos),
