@@ -158,3 +158,19 @@ def test_cli_train_and_resume_are_refused_in_one_line_while_the_folder_is_locked
         lock.release()
     assert [p for p in tmp_path.iterdir() if p.is_dir()] == [existing.path]  # the refused new run left no folder
     assert existing.status["state"] == "created"
+
+
+def test_a_start_waits_for_a_run_that_has_ended_but_not_yet_exited(small_corpus, tmp_path):
+    """Resume pressed just after Stop: the stopped run's process still holds the lock for a moment."""
+    ending, other = (Run.create(tiny_config(small_corpus, tmp_path, "training.epochs=1000")) for _ in range(2))
+    lock = RunsFolderLock(tmp_path).acquire(ending.id)
+    ending.write_status(state="running", pid=os.getpid(), hostname=os.uname().nodename)
+    started = time.monotonic()
+    with pytest.raises(RunAlreadyActive):  # still running: refused at once
+        start_run(other, background="thread")
+    assert time.monotonic() - started < 1
+    ending.write_status(state="stopped")
+    threading.Timer(1.0, lock.release).start()
+    handle = start_run(other, background="thread")  # waits for the exiting process, then starts
+    assert time.monotonic() - started >= 1.0
+    assert handle.stop(timeout=60)["state"] == "stopped"

@@ -26,6 +26,7 @@ from .run_lock import RunAlreadyActive, RunsFolderLock
 
 Background = Literal["foreground", "thread", "process"]
 POLL_SECONDS = 0.2
+ENDING_GRACE_SECONDS = 5.0  # a run that has written its end but whose process is still exiting holds the lock
 
 
 class RunHandle:
@@ -86,7 +87,7 @@ def start_run(run: Run, background: Background = "thread", resume: bool = False,
         raise ValueError(f"background = {background!r}: must be foreground, thread or process")
     if run.is_active:
         raise RunAlreadyActive(f"run {run.id} is already {run.status.get('state')}; stop it first")
-    lock = RunsFolderLock(run.root).acquire(run.id)
+    lock = _take_lock(run)
     try:
         run.clear_stop()
         if background == "foreground":
@@ -116,6 +117,21 @@ def start_run(run: Run, background: Background = "thread", resume: bool = False,
     finally:
         if lock is not None:
             lock.release()
+
+
+def _take_lock(run: Run) -> RunsFolderLock:
+    """The runs folder's lock for `run`; waits a few seconds only while the holder's run has ended (its process
+    is exiting, e.g. Resume pressed just after Stop); otherwise refuses at once."""
+    deadline = time.monotonic() + ENDING_GRACE_SECONDS
+    while True:
+        try:
+            return RunsFolderLock(run.root).acquire(run.id)
+        except RunAlreadyActive:
+            _, holder = RunsFolderLock(run.root).holder()
+            ended = holder is not None and (run.root / holder).is_dir() and not Run(run.root / holder).is_active
+            if not ended or time.monotonic() >= deadline:
+                raise
+            time.sleep(POLL_SECONDS / 4)
 
 
 def _train_then_release(train, run: Run, lock: RunsFolderLock, **kwargs) -> None:

@@ -27,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lock-fd", type=int, help="an open, locked runs-folder lock handed over by the launcher")
     args = parser.parse_args(argv)
     run = Run(args.run_dir)
+    lock = None
     if args.lock_fd is not None:
-        lock = RunsFolderLock(run.root, fd=args.lock_fd)  # noqa: F841 (held open until this process ends)
+        lock = RunsFolderLock(run.root, fd=args.lock_fd)  # held open while this process trains
     elif os.environ.get("RANK", "0") == "0":
         try:
-            lock = RunsFolderLock(run.root).acquire(run.id)  # noqa: F841
+            lock = RunsFolderLock(run.root).acquire(run.id)
         except RunAlreadyActive as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
     status = train(run, resume=args.resume, stop_event=stop_event)
+    if lock is not None:
+        lock.release()  # at once: the interpreter's exit can take seconds, and a Resume may be waiting
     return 0 if status.get("state") in ("finished", "stopped") else 1
 
 
