@@ -179,9 +179,12 @@ class TrainingPanel(w.VBox):
             run = Run.create(cfg, root=self.root)
             try:
                 self.handle = start_run(run, background=self.background, root=self.root, exclusive=True)
-            except RunAlreadyActive:
+            except RunAlreadyActive as err:  # lost a race for the runs folder's lock: say who holds it
                 shutil.rmtree(run.path, ignore_errors=True)  # the folder made a moment ago: nothing in it yet
-                self._refuse(active_runs(self.root)[0] if active_runs(self.root) else None)
+                self.show_message(html.escape(str(err)), "warning", "refused")
+                holders = active_runs(self.root)
+                if holders and holders[0] != self.run:
+                    self.attach(holders[0])
                 return None
             except Exception as err:
                 self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error", "could not start")
