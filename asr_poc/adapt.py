@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .config import deep_merge, resolve_path, validate_config
+from .config import deep_merge, load_yaml_text, resolve_path, validate_config
 from .datasets.mix import part_config
 from .datasets.recordings import DEFAULT_PATH as DEFAULT_RECORDINGS
 from .datasets.recordings import RecordingsDataset, RecordingStore
@@ -34,9 +34,7 @@ def checkpoint_model_name(checkpoint: str | os.PathLike) -> str:
     path = resolve_path(checkpoint)
     run_config = path.parent / "config.yaml"
     if run_config.is_file():
-        import yaml
-
-        name = (yaml.safe_load(run_config.read_text()) or {}).get("model")
+        name = (load_yaml_text(run_config.read_text()) or {}).get("model")
         if name:
             return str(name)
     from .models.interface import BaseASRModel
