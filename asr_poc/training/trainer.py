@@ -183,7 +183,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             emit({"type": "checkpoint", "path": str(path), "step": step, "epoch": epoch, "kind": kind})
 
         def evaluate_and_save(end_of_epoch: bool) -> None:
-            """Dev WER/CER, then epoch-N.pt (every checkpoint_every epochs), last.pt, and best.pt if CER improved."""
+            """Dev WER/CER, then last.pt, epoch-N.pt (every checkpoint_every epochs), and best.pt if CER improved."""
             nonlocal best_cer, best_wer
             if not master:
                 return
@@ -197,9 +197,9 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
                     best_cer, best_wer = metrics["cer"], metrics["wer"]
                     set_status(best_cer=best_cer, best_wer=best_wer)
             score_extra_sets(raw_model, extra_sets, step, epoch, emit)  # training.extra_eval: events only
+            save("last")  # first: last.pt is never older than another checkpoint, whenever a kill comes
             if end_of_epoch and epoch % tc["checkpoint_every"] == 0:
                 save("epoch")
-            save("last")
             if improved:
                 save("best")
 
