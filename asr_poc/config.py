@@ -37,6 +37,7 @@ class StrictModel(BaseModel):
 class TrainingConfig(StrictModel):
     learning_rate: float = Field(2e-3, gt=0, le=1)
     batch_size: int = Field(16, ge=1, le=4096)
+    batch_seconds: Optional[float] = Field(None, gt=0)  # padded audio seconds a batch holds (None: batch_size)
     optimizer: Literal["adam", "adamw"] = "adamw"
     weight_decay: float = Field(0.01, ge=0, le=1)
     epochs: int = Field(30, ge=1, le=100_000)
