@@ -13,13 +13,15 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .config import deep_merge, load_yaml_text, resolve_path, validate_config
+from .config import deep_merge, validate_config
+from .io import load_yaml_text
+from .paths import resolve_path
 from .datasets.mix import part_config
 from .datasets.recordings import DEFAULT_PATH as DEFAULT_RECORDINGS
 from .datasets.recordings import RecordingsDataset, RecordingStore
-from .training.checkpoint import atomic_write_text
+from .io import atomic_write_text
 from .training.launcher import Background, RunHandle, start_run
-from .training.run import Run
+from .runs import Run
 
 ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0

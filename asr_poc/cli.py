@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
 
     from .config import load_config
     from .training.launcher import RunAlreadyActive, start_run
-    from .training.run import Run
+    from .runs import Run
 
     background = "process" if args.background else "foreground"
     if args.resume:
@@ -128,7 +128,7 @@ def _age(seconds: float) -> str:
 
 
 def cmd_runs(args) -> int:
-    from .training.run import list_runs
+    from .runs import list_runs
 
     rows = []
     for run in list_runs(args.root):

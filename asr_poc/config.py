@@ -15,9 +15,10 @@ from typing import Any, Iterable, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_ROOT.parent
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
+from . import plugins, runs
+from .io import load_yaml_text
+from .paths import DEFAULT_CONFIG
+
 MAX_CONFIG_BYTES = 1 << 20  # a config file larger than this is refused before it is parsed
 SHOWN_VALUE_CHARS = 80      # values in error messages are cut to this length
 
@@ -71,22 +72,6 @@ class TopLevelConfig(StrictModel):
     training: TrainingConfig
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases (`*name`): a few lines of nested aliases expand to gigabytes."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in asr-poc configs; "
-                                              "write the value out", mark)
-        return super().compose_node(parent, index)
-
-
-def load_yaml_text(text: str) -> Any:
-    """Parse YAML like `yaml.safe_load`, but refuse aliases (an alias bomb fails at once, in little memory)."""
-    return yaml.load(text, Loader=_NoAliasLoader)
-
-
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = SHOWN_VALUE_CHARS
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
@@ -101,16 +86,6 @@ def short_repr(value: Any) -> str:
 def cut(text: str) -> str:
     """`text` cut to SHOWN_VALUE_CHARS characters."""
     return text if len(text) <= SHOWN_VALUE_CHARS else text[: SHOWN_VALUE_CHARS - 3] + "..."
-
-
-def project_root() -> Path:
-    """Folder that relative paths in a config are read against: $ASR_POC_ROOT, else the working directory."""
-    return Path(os.environ.get("ASR_POC_ROOT") or os.getcwd()).resolve()
-
-
-def resolve_path(path: str | os.PathLike) -> Path:
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else project_root() / p
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -237,8 +212,6 @@ def load_config(
 
 def validate_config(raw: dict, *, check_data: bool = True) -> dict:
     """Validate an already merged config dict (see `load_config`)."""
-    from . import plugins  # plugins import config for plugin_paths; import late
-
     cfg, problems = validate_section(TopLevelConfig, raw, "")
     names_ok = not problems
     source = cfg or (raw if isinstance(raw, dict) else {})  # names are checked even when other keys are wrong
@@ -292,5 +265,13 @@ def dataset_section(cfg: dict) -> dict:
     return cfg["datasets"][cfg["dataset"]]
 
 
-def dump_yaml(cfg: dict) -> str:
-    return yaml.safe_dump(cfg, sort_keys=False)
+def override_training(cfg: dict, overrides: list[str]) -> dict:
+    """`cfg` with `training.*` overrides applied and validated: a resumed run keeps its model and data."""
+    fixed = [o for o in overrides if not o.strip().startswith("training.")]
+    if fixed:
+        raise ConfigError([f"override {o!r}: a resumed run keeps its model and data; only training.* keys "
+                           f"can change" for o in fixed])
+    return validate_config(apply_overrides(cfg, overrides), check_data=False)
+
+
+runs.set_config_editor(override_training)  # `Run.override_training` stands below this module and cannot import it

@@ -7,6 +7,10 @@ Four sources, searched in this order:
 4. `<name>.py` files in folders listed in the config's `plugin_paths`.
 A module provides its class as the attribute `MODEL` / `DATASET`, or as the single subclass of the base it defines.
 An unknown name raises `PluginNotFound`, which lists the names that exist.
+
+The registry stands on the ground floor: it imports neither interface. `models/interface.py` and
+`datasets/interface.py` hand it their base class (`register_base`) when they are imported, which every plugin
+module does to subclass it.
 """
 from __future__ import annotations
 
@@ -18,9 +22,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, TypeVar
 
+from .paths import resolve_path
+
 T = TypeVar("T", bound=type)
 
 _REGISTRY: dict[str, dict[str, type]] = {"models": {}, "datasets": {}}
+_BASES: dict[str, type] = {}
 _PLUGIN_PATHS: list[Path] = []
 ALIASES = {"models": {"rnn-t": "rnnt", "rnn_t": "rnnt"}, "datasets": {}}
 
@@ -48,32 +55,25 @@ def _register(kind: str, name: str) -> Callable[[T], T]:
     return wrap
 
 
-def add_plugin_paths(paths: list[str]) -> None:
-    from .config import resolve_path
+def register_base(kind: str, base: type) -> None:
+    """Called by an interface module: `base` is the class every plugin of `kind` ('models'/'datasets') subclasses."""
+    _BASES[kind] = base
 
+
+def add_plugin_paths(paths: list[str]) -> None:
     for p in paths:
         path = resolve_path(p)
         if path not in _PLUGIN_PATHS:
             _PLUGIN_PATHS.append(path)
 
 
-def _base(kind: str) -> type:
-    if kind == "models":
-        from .models.interface import BaseASRModel
-
-        return BaseASRModel
-    from .datasets.interface import BaseASRDataset
-
-    return BaseASRDataset
-
-
 def _class_from_module(module, kind: str, name: str) -> type:
     attr = "MODEL" if kind == "models" else "DATASET"
     cls = getattr(module, attr, None)
     if cls is None:
-        base = _base(kind)
-        found = [v for v in vars(module).values()
-                 if isinstance(v, type) and issubclass(v, base) and v is not base and v.__module__ == module.__name__]
+        base = _BASES.get(kind)  # registered by the interface module, which the plugin module has imported
+        found = [v for v in vars(module).values() if base is not None and isinstance(v, type)
+                 and issubclass(v, base) and v is not base and v.__module__ == module.__name__]
         if len(found) != 1:
             raise PluginNotFound(f"{kind[:-1]} plugin {name!r} ({module.__name__}): define {attr} = YourClass")
         cls = found[0]
@@ -125,11 +125,6 @@ def get_model_class(name: str) -> type:
 
 def get_dataset_class(name: str) -> type:
     return _find("datasets", name)
-
-
-def load_model(name: str, config: dict):
-    """Build the model `name` from its config dict (see `BaseASRModel`)."""
-    return get_model_class(name)(config)
 
 
 def load_dataset(name: str, config: dict, split: str):

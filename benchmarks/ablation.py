@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from asr_poc.config import load_config
-    from asr_poc.training.run import Run
+    from asr_poc.runs import Run
     from asr_poc.training.trainer import train
 
     data = [f"datasets.synthetic.path={args.corpus}", f"datasets.real-check.path={args.real_check}"]

@@ -58,7 +58,7 @@ def trained_run(learning_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
     Its best.pt transcribes espeak-ng speech roughly; other tests use it wherever a trained model is needed.
     """
     from asr_poc.config import load_config
-    from asr_poc.training.run import Run
+    from asr_poc.runs import Run
     from asr_poc.training.trainer import train
 
     root = tmp_path_factory.mktemp("runs")

@@ -11,7 +11,7 @@ import torch
 
 from asr_poc.adapt import ADAPTATION_FILE, adaptation_config, adaptation_summary, start_adaptation
 from asr_poc.datasets.recordings import RecordingStore
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from conftest import tiny_config
 

@@ -132,7 +132,7 @@ def test_points_of_runs_never_benched_come_from_their_training(tmp_path: Path):
     from asr_poc.bench.plot import plot_accuracy_speed
     from asr_poc.bench.report import accuracy_speed_points
     from asr_poc.config import load_config
-    from asr_poc.training.run import Run
+    from asr_poc.runs import Run
 
     cfg = load_config(None, [f"checkpoint_dir={tmp_path}"], check_data=False)
     evaluated, fresh = Run.create(cfg), Run.create(cfg)

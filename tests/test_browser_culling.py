@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from asr_poc.config import REPO_ROOT
+from asr_poc.paths import REPO_ROOT
 from asr_poc.ui.serve import TOKEN_ENV, free_port, voila_command, voila_env
 from conftest import wait_for
 from test_browser_dashboard import BASE_FLAGS, CHROMIUM, playwright_sync  # noqa: F401  (a fixture)

@@ -16,9 +16,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from asr_poc.config import REPO_ROOT
+from asr_poc.paths import REPO_ROOT
 from asr_poc.training.launcher import stop_run
-from asr_poc.training.run import Run, list_runs
+from asr_poc.runs import Run, list_runs
 from asr_poc.ui.serve import TOKEN_ENV, free_port, voila_command, voila_env
 from conftest import wait_for
 

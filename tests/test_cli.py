@@ -7,7 +7,7 @@ import numpy as np
 import soundfile as sf
 
 from asr_poc.cli import main
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from conftest import TINY_MODEL
 
 

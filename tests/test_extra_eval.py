@@ -10,7 +10,7 @@ import pytest
 from asr_poc.config import ConfigError
 from asr_poc.datasets.real_check import prepare
 from asr_poc.training.extra_eval import load_extra_sets, score_extra_sets
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from conftest import tiny_config
 

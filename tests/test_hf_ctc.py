@@ -21,7 +21,7 @@ from asr_poc.models.hf_ctc import HFCTC, PretrainedNotFound, PretrainedVocabToke
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.plugins import load_dataset
 from asr_poc.text import CharTokenizer
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 
 UPPER_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONIHSRDLUMWCFGYPBVK'XJQZ"]  # wav2vec2-base-960h's layout

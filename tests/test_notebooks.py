@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from asr_poc.config import REPO_ROOT
-from asr_poc.training.run import Run, list_runs
+from asr_poc.paths import REPO_ROOT
+from asr_poc.runs import Run, list_runs
 from asr_poc.training.trainer import train
 from conftest import tiny_config
 

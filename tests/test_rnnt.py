@@ -13,7 +13,7 @@ from asr_poc.models.interface import BaseASRModel
 from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
 from asr_poc.plugins import get_dataset_class, get_model_class
 from asr_poc.text import CharTokenizer
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 
 # Small enough to overfit four utterances in well under a minute on two busy cores.
 SMALL = dict(encoder_dim=64, num_heads=2, num_layers=2, ffn_dim=256, predictor_dim=64, joiner_dim=128, dropout=0.0)

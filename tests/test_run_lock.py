@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asr_poc.training.launcher import RunAlreadyActive, start_run, stop_run
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.run_lock import RunsFolderLock
 from conftest import tiny_config, wait_for
 
@@ -74,7 +74,7 @@ RACER = textwrap.dedent("""
     from pathlib import Path
     from asr_poc.training import trainer  # noqa: F401 (imported before the start line, as a kernel would have)
     from asr_poc.training.launcher import RunAlreadyActive, start_run
-    from asr_poc.training.run import Run
+    from asr_poc.runs import Run
 
     run, go = Run(sys.argv[1]), Path(sys.argv[2])
     print("ready", flush=True)

@@ -17,7 +17,7 @@ import pytest
 from asr_poc.checkpoint_io import load_checkpoint_file
 from asr_poc.config import load_config
 from asr_poc.training.launcher import start_run
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from conftest import tiny_config, wait_for
 from test_browser_dashboard import Page, browser, playwright_sync, site  # noqa: F401 (fixtures)
 

@@ -220,7 +220,7 @@ def test_stream_errors_are_clear():
 
 
 def test_the_trainer_trains_a_streaming_conformer_with_dynamic_chunks(small_corpus, tmp_path):
-    from asr_poc.training.run import Run
+    from asr_poc.runs import Run
     from asr_poc.training.trainer import train
     from conftest import tiny_config
 

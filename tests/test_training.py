@@ -19,7 +19,7 @@ from asr_poc.models.conformer import ConformerCTC
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.plugins import load_dataset, register_model
 from asr_poc.training.launcher import RunAlreadyActive, start_run, stop_run
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from conftest import tiny_config, wait_for
 

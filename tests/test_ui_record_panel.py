@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from asr_poc.ui.record_panel import RecordPanel
 from conftest import TINY_MODEL, tiny_config

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.ui.run_browser import RunBrowser
 from conftest import tiny_config
 

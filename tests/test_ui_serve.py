@@ -16,8 +16,8 @@ import psutil
 import pytest
 import requests
 
-from asr_poc.config import REPO_ROOT
-from asr_poc.ui.dashboard import find_root
+from asr_poc.paths import REPO_ROOT
+from asr_poc.paths import project_root as find_root
 from asr_poc.ui.serve import (NOTEBOOK, TOKEN_ENV, WEBSOCKET_MAX_MESSAGE_BYTES, allowed_hosts, free_port,
                               voila_command, voila_config, voila_env)
 from asr_poc.ui.test_panel import MAX_SECONDS, MAX_UPLOAD_BYTES

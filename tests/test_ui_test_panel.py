@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from asr_poc.ui.recorder import MicRecorder
 from asr_poc.ui.test_panel import TestPanel, checkpoint_options

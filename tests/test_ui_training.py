@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from asr_poc.training.run import Run, list_runs
+from asr_poc.runs import Run, list_runs
 from asr_poc.ui.training_panel import TrainingPanel, button_states
 from conftest import TINY_MODEL, wait_for
 

@@ -5,7 +5,7 @@ import threading
 import time
 from pathlib import Path
 
-from asr_poc.training.run import Run
+from asr_poc.runs import Run
 from asr_poc.ui.history import RunHistory, format_seconds, progress
 from asr_poc.ui.watcher import RunWatcher
 from conftest import tiny_config

@@ -94,8 +94,8 @@ def accuracy_speed_points(root: Optional[str | Path] = None, results_dir: Option
     `dataset`: only bench results on that set, and runs' own scores on it; else bench results on any set but those
     in `exclude_datasets`.
     """
-    from ..config import resolve_path
-    from ..training.run import list_runs
+    from ..paths import resolve_path
+    from ..runs import list_runs
 
     bench = _bench_points(resolve_path(results_dir or DEFAULT_RESULTS)) + list(extra or [])
     bench = [p for p in bench if (p.get("dataset") == dataset if dataset else p.get("dataset") not in exclude_datasets)]

@@ -5,14 +5,12 @@ RTFx ratios above 1 mean faster than PocketSphinx, WER/CER ratios below 1 mean m
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import Optional
 
-from ..training.checkpoint import atomic_write_text
-from ..training.run import jsonable
+from ..io import atomic_write_json, atomic_write_text
 from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result, speed_only_points  # noqa: F401
 
 RATIO_KEYS = ("rtfx_1_thread", "rtfx_thread_cpu", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
@@ -146,7 +144,7 @@ def markdown(result: dict) -> str:
 # --- files ----------------------------------------------------------------------------------------------------
 def write_report(result: dict, out: str | Path, name: Optional[str] = None, root: Optional[str] = None) -> dict:
     """Write `<name>.json`, `<name>.md` and `<name>.png` (accuracy vs speed of all runs) under `out`."""
-    from ..config import resolve_path
+    from ..paths import resolve_path
 
     out_dir = resolve_path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,10 +155,5 @@ def write_report(result: dict, out: str | Path, name: Optional[str] = None, root
     plot_accuracy_speed(points, paths["plot"], title=f"accuracy vs speed, {result['machine']['summary']}",
                         speed_only=speed_only_points(result))
     atomic_write_text(paths["markdown"], markdown(result))
-    _atomic_json(paths["json"], result)
+    atomic_write_json(paths["json"], result)
     return result["files"]
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    """Strict JSON (NaN and infinities become null), written atomically."""
-    atomic_write_text(path, json.dumps(jsonable(data), indent=1) + "\n")

@@ -57,7 +57,7 @@ def load_system(spec: str, config_path: Optional[str] = None, overrides: Sequenc
     path = Path(spec)
     if path.is_file():
         return _checkpoint(path)
-    from ..training.run import Run
+    from ..runs import Run
 
     run = Run.open(spec, root=root)
     for candidate in (run.best_checkpoint, run.last_checkpoint):

@@ -42,7 +42,7 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
                      overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3, threads: Optional[int] = None,
                      batch_size: Optional[int] = None, timeout: float = 900.0) -> dict:
     """Train `warmup + steps` steps in a child process; return throughput and memory figures."""
-    from ..training.run import Run
+    from ..runs import Run
 
     warmup = max(1, warmup)
     with tempfile.TemporaryDirectory(prefix="asr-poc-bench-train-") as root:
@@ -94,7 +94,7 @@ def _rss_mb() -> float:
 def _child(run_dir: str) -> int:
     import torch
 
-    from ..training.run import Run
+    from ..runs import Run
     from ..training.trainer import train
 
     before = _rss_mb()

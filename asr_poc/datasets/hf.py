@@ -15,7 +15,7 @@ import soundfile as sf
 from pydantic import Field
 
 from ..audio import load_audio
-from ..config import resolve_path
+from ..paths import resolve_path
 from .interface import SPLITS, BaseASRDataset, DatasetConfig, Utterance
 from .ljspeech import hash_split
 

@@ -12,7 +12,8 @@ from torch.utils.data import Dataset, Sampler
 
 from ..audio import load_audio
 from ..augment import AugmentConfig, Augmenter
-from ..config import resolve_path
+from ..paths import resolve_path
+from ..plugins import register_base
 from ..text import CharTokenizer, normalize_text
 
 SPLITS = ("train", "dev", "test")
@@ -95,6 +96,9 @@ class BaseASRDataset(Dataset, ABC):
 
     def texts(self) -> list[str]:
         return [normalize_text(u.text) for u in self.items]
+
+
+register_base("datasets", BaseASRDataset)  # the registry finds a plugin module's data-set class by this base
 
 
 def collate_fn(batch: list[dict], tokenizer: Optional[CharTokenizer] = None) -> dict:

@@ -17,7 +17,7 @@ from typing import Optional
 
 import soundfile as sf
 
-from ..config import resolve_path
+from ..paths import resolve_path
 from .interface import SPLITS, BaseASRDataset, Utterance
 
 SPLIT_FRACTIONS = {"train": 0.94, "dev": 0.03, "test": 0.03}

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from ..text import normalize_text
-from ..training.checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from .ljspeech import LJSpeechDataset, read_pipe_csv
 
 CLIPS_DIR = Path(__file__).resolve().parent.parent / "data" / "real_check"

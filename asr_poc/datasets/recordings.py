@@ -29,9 +29,9 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import AudioError, AudioSource, load_audio
-from ..config import resolve_path
+from ..paths import resolve_path
 from ..text import normalize_text
-from ..training.checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from .interface import SPLITS, DatasetConfig
 from .ljspeech import LJSpeechDataset, read_pipe_csv
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..text import normalize_text
-from ..training.checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from .ljspeech import LJSpeechDataset
 from .voices import SAMPLE_RATE, Line, engine
 from .voices.espeak import VARIANTS, available_accents, espeak_executable, speak_one

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from ..audio import FeatureConfig
-from ..config import resolve_path
+from ..paths import resolve_path
 from ..text import CharTokenizer, normalize_text
 from .interface import BaseASRModel
 

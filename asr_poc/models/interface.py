@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..audio import FeatureConfig, LogMel
+from ..checkpoint_io import checked_model_state, load_checkpoint_file
+from ..io import atomic_torch_save
+from ..plugins import get_model_class, register_base
 from ..text import CharTokenizer
 
 CHECKPOINT_FORMAT = 1
@@ -142,8 +145,6 @@ class BaseASRModel(nn.Module, ABC):
     def save_checkpoint(self, path: str | os.PathLike, optimizer: Optional[torch.optim.Optimizer] = None,
                         epoch: int = 0, **extra: Any) -> None:
         """Write a self-contained checkpoint atomically (temporary file, then rename)."""
-        from ..training.checkpoint import atomic_torch_save
-
         state = self.checkpoint_state(epoch=epoch, **extra)
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
@@ -154,8 +155,6 @@ class BaseASRModel(nn.Module, ABC):
 
         The file is read with `weights_only=True` (`asr_poc.checkpoint_io`): a crafted pickle is refused unrun.
         """
-        from ..checkpoint_io import checked_model_state, load_checkpoint_file
-
         state = load_checkpoint_file(path, map_location=self.device)
         _, _, weights = checked_model_state(state, path)
         self.load_state_dict(weights)
@@ -166,9 +165,6 @@ class BaseASRModel(nn.Module, ABC):
     @staticmethod
     def from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> "BaseASRModel":
         """Rebuild any model from a checkpoint file alone (its class is found by name through the plugins)."""
-        from ..checkpoint_io import checked_model_state, load_checkpoint_file
-        from ..plugins import get_model_class
-
         path = Path(path)
         name, config, weights = checked_model_state(load_checkpoint_file(path, map_location=device), path)
         model = get_model_class(name)(config)
@@ -217,3 +213,6 @@ class StreamingLogMel:
         state["pending"] = pending[frames * self.hop :]
         feats = self.mel_scale(power.to(self.mel_scale.fb.device)).clamp_min(1e-10).log10()
         return ((feats + 4.0) / 4.0).transpose(0, 1)  # the normalisation of LogMel.forward
+
+
+register_base("models", BaseASRModel)  # the registry finds a plugin module's model class by this base

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Literal, Optional
 
-from .run import ACTIVE_STATES, Run, list_runs
+from ..runs import ACTIVE_STATES, Run, list_runs
 from .run_lock import RunAlreadyActive, RunsFolderLock
 
 Background = Literal["foreground", "thread", "process"]

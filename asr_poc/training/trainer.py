@@ -39,10 +39,10 @@ from ..datasets.interface import DurationBucketSampler, collate_fn
 from ..evaluation import evaluate
 from ..plugins import get_dataset_class, get_model_class
 from ..text import CharTokenizer
-from .checkpoint import (DiskFullError, atomic_torch_save, load_resume_checkpoint, remove_stale_temporaries,
-                         rng_from_plain, rng_to_plain)
+from ..io import DiskFullError, atomic_torch_save
+from .checkpoint import load_resume_checkpoint, remove_stale_temporaries, rng_from_plain, rng_to_plain
 from .extra_eval import load_extra_sets, score_extra_sets
-from .run import Run
+from ..runs import Run
 
 HEARTBEAT_SECONDS = 5.0
 MAX_BAD_STEPS = 10  # non-finite losses in a row before the run fails
@@ -322,7 +322,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
 
 def _initial_model(path: str, model_name: str):
     """The model saved at `path` (training.init_checkpoint), which must be of the class the run trains."""
-    from ..config import resolve_path
+    from ..paths import resolve_path
     from ..models.interface import BaseASRModel
 
     try:

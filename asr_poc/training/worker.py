@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 
-from .run import Run
+from ..runs import Run
 from .run_lock import RunAlreadyActive, RunsFolderLock
 from .trainer import train
 

@@ -1,17 +1,17 @@
 """The dashboard: a title, one sentence of help, and the training, runs and test panels in tabs.
 
-`notebooks/dashboard.ipynb` only calls `dashboard()`; Voila serves that notebook without its code
-(`asr-poc dashboard`). Runs start as separate processes, so closing the page does not end training.
+`notebooks/dashboard.ipynb` (package data: `asr_poc.paths.DASHBOARD_NOTEBOOK`) only calls `dashboard()`; Voila
+serves that notebook without its code (`asr-poc dashboard`). Runs start as separate processes, so closing the page
+does not end training; they find the project's folders as this kernel does (`asr_poc.paths.project_root`).
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterable, Optional
 
 import ipywidgets as w
 
-from ..config import REPO_ROOT
+from .data_browser import DataBrowser
 from .record_panel import RecordPanel
 from .run_browser import RunBrowser
 from .test_panel import TestPanel
@@ -25,20 +25,8 @@ STYLE = """<style>
 TITLE = "<h2 style='margin:4px 0'>asr-poc: speech recognition workbench</h2>"
 HELP = ("<p style='margin:0 0 8px 0;color:#444'>Train a model and watch its curves live in <b>Training</b>, "
         "compare runs in <b>Runs</b>, try a checkpoint on a file or your own voice in <b>Test</b>, and record "
-        "sentences and adapt a model to your voice in <b>Record</b>.</p>")
-
-
-def find_root(start: Optional[Path] = None) -> Path:
-    """The project folder runs and data are read against: $ASR_POC_ROOT, else the working directory, or its parent
-    when the kernel runs inside `notebooks/` (where Jupyter and Voila start notebook kernels)."""
-    if os.environ.get("ASR_POC_ROOT"):
-        return Path(os.environ["ASR_POC_ROOT"]).resolve()
-    here = (start or Path.cwd()).resolve()
-    if here.name == "notebooks" and (here.parent / "configs").is_dir():
-        return here.parent
-    if not (here / "configs").is_dir() and (REPO_ROOT / "configs").is_dir() and here == REPO_ROOT / "notebooks":
-        return REPO_ROOT
-    return here
+        "sentences and adapt a model to your voice in <b>Record</b>, and browse the utterances of a data set in "
+        "<b>Data</b>.</p>")
 
 
 class Dashboard(w.VBox):
@@ -46,16 +34,16 @@ class Dashboard(w.VBox):
 
     def __init__(self, config_path: Optional[str] = None, overrides: Iterable[str] = (),
                  background: str = "process"):
-        os.environ["ASR_POC_ROOT"] = str(find_root())  # the training processes resolve paths the same way
         overrides = tuple(overrides)
         self.training = TrainingPanel(config_path, overrides, background=background)
         self.runs = RunBrowser(self.training.root)
         self.test = TestPanel(self.training.root, preload=False)  # torch and the model load when the tab opens
         self.record = RecordPanel(self.training.root, config_path, overrides, background=background,
                                   on_adapt=self.training.attach)  # torch loads when the tab opens
+        self.data = DataBrowser(config_path, overrides)  # reads nothing (and imports no torch) until the tab opens
         # The runs and test tabs get their content when first opened: a chart drawn in a hidden tab has no size.
-        self.pages = [w.Box([self.training]), w.Box([]), w.Box([]), w.Box([])]
-        self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test", "Record"))
+        self.pages = [w.Box([self.training]), w.Box([]), w.Box([]), w.Box([]), w.Box([])]
+        self.tabs = w.Tab(self.pages, titles=("Training", "Runs", "Test", "Record", "Data"))
         self.tabs.observe(self._tab_changed, "selected_index")
         super().__init__([w.HTML(STYLE + TITLE + HELP), self.tabs], layout=w.Layout(width="100%"))
         self.add_class("asr-dashboard")
@@ -64,14 +52,14 @@ class Dashboard(w.VBox):
         index = change["new"]
         if index is None:
             return
-        panel = (self.training, self.runs, self.test, self.record)[index]
+        panel = (self.training, self.runs, self.test, self.record, self.data)[index]
         if panel is not self.training:
             panel.refresh()
         if not self.pages[index].children:
             self.pages[index].children = [panel]
 
     def close(self) -> None:
-        for panel in (self.training, self.runs, self.test, self.record):
+        for panel in (self.training, self.runs, self.test, self.record, self.data):
             panel.close()
         super().close()
 

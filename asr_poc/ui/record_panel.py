@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Optional
 import ipywidgets as w
 import numpy as np
 
-from ..config import resolve_path
+from ..paths import resolve_path
 from .recorder import MicRecorder
 from .training_panel import form_config
 
@@ -234,7 +234,7 @@ class RecordPanel(w.VBox):
     def adaptation_rows(self, speaker: Optional[str]) -> list[dict]:
         """{run, state, before, after} of the adaptation runs for `speaker` (all speakers' when None), newest first."""
         from ..adapt import adaptation_summary  # imports the trainer (torch)
-        from ..training.run import list_runs
+        from ..runs import list_runs
 
         rows = []
         for run in list_runs(self.root):

@@ -15,7 +15,7 @@ import bqplot as bq
 import ipywidgets as w
 
 from ..config import load_config
-from ..training.run import Run, default_root, list_runs
+from ..runs import Run, default_root, list_runs
 from .charts import PALETTE, LineChart
 from .history import RunHistory, format_age
 
@@ -33,7 +33,8 @@ def table_columns(extra_names: list[str]) -> list[tuple[str, str]]:
 
 def extra_eval_names(config_path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> list[str]:
     """`training.extra_eval` of the merged config, read without loading plugins (no torch in the page kernel)."""
-    from ..config import DEFAULT_CONFIG, apply_overrides, deep_merge, read_yaml
+    from ..config import apply_overrides, deep_merge, read_yaml
+    from ..paths import DEFAULT_CONFIG
 
     raw = read_yaml(DEFAULT_CONFIG)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():

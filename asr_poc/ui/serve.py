@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..config import REPO_ROOT, project_root
+from ..paths import REPO_ROOT, project_root
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "dashboard.ipynb"
 TOKEN_ENV = "ASR_POC_TOKEN"

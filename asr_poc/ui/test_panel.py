@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from ..config import load_config
-from ..training.run import default_root, list_runs
+from ..runs import default_root, list_runs
 from .recorder import MicRecorder
 
 if TYPE_CHECKING:  # torch comes with these: a page that never opens the Test tab does not import it

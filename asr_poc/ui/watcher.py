@@ -13,7 +13,7 @@ import time
 import traceback
 from typing import Callable, Optional
 
-from ..training.run import Run
+from ..runs import Run
 
 EventsCallback = Callable[[list[dict]], None]
 StatusCallback = Callable[[dict], None]

@@ -17,7 +17,12 @@ The trainer writes, everyone else reads. Files are replaced atomically, except e
 appended to; readers skip a partial last line, so a follower never sees half an event. Every reader goes through
 `read_event_lines`, which skips (and counts) lines that are not events: invalid UTF-8, JSON that is not an object,
 known fields of the wrong type. status.json is read-merged-written under a file lock (`.status.lock`), so the
-launcher and the training process never lose each other's fields. One run trains per runs folder (`run_lock`).
+launcher and the training process never lose each other's fields. One run trains per runs folder
+(`asr_poc.training.run_lock`, taken only by whoever trains).
+
+This module is the ground floor: it imports nothing of the project but `paths` and `io`. Changing a run's
+config (`Run.override_training`) needs the config's validation, which stands above; `asr_poc.config` hands it
+down with `set_config_editor` when it is imported.
 """
 from __future__ import annotations
 
@@ -31,14 +36,14 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
-from ..config import ConfigError, apply_overrides, dump_yaml, load_yaml_text, resolve_path, validate_config
-from .checkpoint import atomic_write_text
+from .io import append_json_line, atomic_write_json, atomic_write_text, drop_partial_line, dump_yaml, \
+    load_yaml_text, read_complete_lines
+from .paths import resolve_path
 
-STATES = ("created", "running", "stopping", "stopped", "finished", "failed", "interrupted")
 ACTIVE_STATES = ("running", "stopping")
 HEARTBEAT_TIMEOUT = 60.0  # seconds without a status update after which a run counts as interrupted
 DEFAULT_ROOT = "checkpoints"
@@ -70,23 +75,30 @@ def read_event_lines(path: str | os.PathLike, offset: int = 0) -> tuple[list[dic
     """(events after byte `offset`, the offset to pass next time, lines skipped as not events).
 
     A partial last line (still being written) is left for the next call; an empty line is not counted."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset, 0
-    end = data.rfind(b"\n") + 1
-    events, bad = [], 0
-    for line in data[:end].splitlines():
-        if not line.strip():
-            continue
-        event = parse_event(line)
-        if event is None:
-            bad += 1
-        else:
-            events.append(event)
-    return events, offset + end, bad
+    lines, new_offset = read_complete_lines(path, offset)
+    events = [e for e in map(parse_event, lines) if e is not None]
+    return events, new_offset, len(lines) - len(events)
+
+
+class RunConfigError(ValueError):
+    """A run's config.yaml cannot be used, or a change to it is refused; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+ConfigEditor = Callable[[dict, list[str]], dict]
+_config_editor: Optional[ConfigEditor] = None
+
+
+def set_config_editor(editor: ConfigEditor) -> None:
+    """Install the function `Run.override_training` uses: (config, overrides) -> the changed, validated config.
+
+    `asr_poc.config` installs its own when imported: validation stands above this floor and cannot be imported
+    from here."""
+    global _config_editor
+    _config_editor = editor
 
 
 @contextlib.contextmanager
@@ -122,17 +134,6 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def jsonable(value: Any) -> Any:
-    """Strict JSON: NaN and infinities become null (browsers' JSON.parse refuses them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
 
 
 class Run:
@@ -219,19 +220,20 @@ class Run:
             try:
                 config = load_yaml_text(self.config_path.read_text(errors="replace"))
             except yaml.YAMLError as err:
-                raise ConfigError([f"{self.config_path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
+                raise RunConfigError([f"{self.config_path}: not valid YAML ({str(err).splitlines()[0]})"]) from None
             if not isinstance(config, dict):
-                raise ConfigError([f"{self.config_path}: must hold a mapping at the top level"])
+                raise RunConfigError([f"{self.config_path}: must hold a mapping at the top level"])
             self._config = config
         return self._config
 
     def override_training(self, overrides: list[str]) -> dict:
-        """Change `training.*` keys (e.g. a new time budget before resuming); the model and data stay fixed."""
-        fixed = [o for o in overrides if not o.strip().startswith("training.")]
-        if fixed:
-            raise ConfigError([f"override {o!r}: a resumed run keeps its model and data; only training.* keys "
-                               f"can change" for o in fixed])
-        config = validate_config(apply_overrides(self.config, overrides), check_data=False)
+        """Change `training.*` keys (e.g. a new time budget before resuming); the model and data stay fixed.
+
+        The change is made and checked by the editor `asr_poc.config` installs (`set_config_editor`); a refused
+        change raises its error and leaves config.yaml as it was."""
+        if _config_editor is None:
+            raise RuntimeError("no config editor installed: import asr_poc.config before changing a run's config")
+        config = _config_editor(self.config, list(overrides))
         atomic_write_text(self.config_path, dump_yaml(config))
         self._config = config
         return config
@@ -276,33 +278,16 @@ class Run:
         """Merge `fields` into status.json (atomically, under a file lock) and refresh the `updated` heartbeat."""
         with _status_lock, _file_lock(self.path / ".status.lock"):
             status = {**self._read_status(), **fields, "updated": time.time()}
-            atomic_write_text(self.status_path, json.dumps(jsonable(status), indent=2) + "\n")
+            atomic_write_json(self.status_path, status, indent=2)
         return status
 
     # --- events --------------------------------------------------------------------------------------------------
     def append_event(self, event: dict) -> None:
         """Append one event (a dict with `type`) as a JSON line; `time` is added when missing."""
-        if not self._events_repaired:
-            self._drop_partial_line()
-        line = json.dumps(jsonable({"time": round(time.time(), 3), **event}), allow_nan=False)
-        with open(self.events_path, "a", encoding="utf-8", buffering=1) as f:
-            f.write(line + "\n")
-            f.flush()
-
-    def _drop_partial_line(self) -> None:
-        """Cut a line left half-written by a killed writer, so the next event starts on its own line."""
-        self._events_repaired = True
-        try:
-            with open(self.events_path, "rb+") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size == 0:
-                    return
-                f.seek(size - 1)
-                if f.read(1) != b"\n":
-                    f.seek(0)
-                    f.truncate(f.read().rfind(b"\n") + 1)
-        except FileNotFoundError:
-            pass
+        if not self._events_repaired:  # a killed writer may have left half a line
+            drop_partial_line(self.events_path)
+            self._events_repaired = True
+        append_json_line(self.events_path, {"time": round(time.time(), 3), **event})
 
     def read_events(self, offset: int = 0) -> tuple[list[dict], int]:
         """Events after byte `offset`, and the offset to pass next time. A partial last line is left for later.
