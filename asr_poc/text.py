@@ -1,4 +1,10 @@
-"""Text normalisation (in one place) and the character CTC tokenizer saved inside every checkpoint."""
+"""Text normalisation (in one place) and the character CTC tokenizer saved inside every checkpoint.
+
+What a transcript keeps is set per data set (`datasets.<name>.text`, a `TextConfig`): `script: ascii` (the default,
+English as before) folds accents and keeps a-z; `script: any` keeps the letters of every script (Unicode categories
+L and M, so Devanagari's vowel signs stay with their letters); `keep: letters+digits` also keeps decimal digits
+(category Nd). The model's vocabulary is the set of characters of its training texts, saved in the checkpoint.
+"""
 from __future__ import annotations
 
 import json
@@ -7,22 +13,72 @@ import tempfile
 import unicodedata
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence, Union
+
+from pydantic import BaseModel, ConfigDict
 
 BLANK = "<pad>"  # CTC blank; id 0
 UNK = "<unk>"
 WORD_DELIMITER = "|"
+APOSTROPHES = "\u2019"  # the typographic apostrophe is written as '
 
-_ALLOWED = re.compile(r"[^a-z' ]+")
 _SPACES = re.compile(r"\s+")
 
 
-def normalize_text(text: str) -> str:
-    """Lower-case ASCII letters, apostrophes and single spaces: what every model is trained and scored on."""
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'"))
-    text = "".join("" if unicodedata.category(c).startswith("M") else c for c in text)
-    text = _ALLOWED.sub(" ", text.lower())
-    return _SPACES.sub(" ", text).strip()
+class TextConfig(BaseModel):
+    """`datasets.<name>.text`: what the normaliser keeps of a transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+    lowercase: bool = True
+    keep: Literal["letters", "letters+digits"] = "letters"  # apostrophes within words are kept with either
+    script: Literal["ascii", "any"] = "ascii"  # ascii: fold accents, keep a-z only; any: letters of every script
+
+
+TextSettings = Union[TextConfig, dict, None]
+
+
+def text_config(settings: TextSettings = None) -> TextConfig:
+    """A `TextConfig` from a config dict (or None: the default, English in ASCII)."""
+    return settings if isinstance(settings, TextConfig) else TextConfig.model_validate(settings or {})
+
+
+def _kept(char: str, category: str, cfg: TextConfig) -> bool:
+    if char == "'":
+        return True
+    if cfg.keep == "letters+digits" and category == "Nd":
+        return cfg.script == "any" or "0" <= char <= "9"
+    if cfg.script == "ascii":
+        return "a" <= char.lower() <= "z"
+    return category[0] in "LM"
+
+
+def normalize_text(text: str, settings: TextSettings = None) -> str:
+    """The transcript as models are trained and scored on it: kept characters (see `TextConfig`) and single
+    spaces; anything else (punctuation, symbols) becomes a space. The default gives lower-case a-z, ' and spaces."""
+    cfg = text_config(settings)
+    for mark in APOSTROPHES:
+        text = text.replace(mark, "'")
+    if cfg.script == "ascii":  # é -> e: decompose, then drop the combining marks
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.category(c).startswith("M"))
+    else:
+        text = unicodedata.normalize("NFC", text)
+    if cfg.lowercase:
+        text = text.lower()
+    out = []
+    for c in text:
+        category = unicodedata.category(c)
+        keep = _kept(c, category, cfg) and not (category[0] == "M" and (not out or out[-1] == " "))
+        out.append(c if keep else " ")  # a mark is kept only after a kept character
+    return _SPACES.sub(" ", "".join(out)).strip()
+
+
+def vocabulary_text_config(symbols: Iterable[str]) -> TextConfig:
+    """The normalisation a vocabulary implies: ASCII if all its characters are (every checkpoint made before
+    scripts were configurable), digits if it has some, lower case unless it has upper-case letters."""
+    chars = [s for s in symbols if len(s) == 1]
+    return TextConfig(lowercase=not any(c.isupper() for c in chars),
+                      keep="letters+digits" if any(unicodedata.category(c) == "Nd" for c in chars) else "letters",
+                      script="ascii" if all(c.isascii() for c in chars) else "any")
 
 
 class CharTokenizer:
@@ -37,9 +93,11 @@ class CharTokenizer:
         self.vocab = dict(vocab)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "CharTokenizer":
-        """Build a vocabulary from the characters of the (normalised) training transcripts."""
-        chars = sorted({c for t in texts for c in normalize_text(t)} - {" "})
+    def from_texts(cls, texts: Iterable[str], settings: TextSettings = None) -> "CharTokenizer":
+        """A vocabulary of the characters of the training transcripts: normalised with `settings` when given, else
+        taken as they are (`BaseASRDataset.texts()` are normalised with the data set's `text` settings already)."""
+        texts = (normalize_text(t, settings) for t in texts) if settings is not None else texts
+        chars = sorted({c for t in texts for c in t if not c.isspace()})
         symbols = [BLANK, UNK, WORD_DELIMITER] + chars
         return cls({s: i for i, s in enumerate(symbols)})
 
@@ -62,9 +120,14 @@ class CharTokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    @cached_property
+    def text_config(self) -> TextConfig:
+        """How text is normalised for this vocabulary (see `vocabulary_text_config`)."""
+        return vocabulary_text_config(self.vocab)
+
     def encode(self, text: str) -> list[int]:
-        """Normalised text -> ids (no blanks)."""
-        return self._hf(normalize_text(text)).input_ids
+        """Text -> ids (no blanks), normalised as the vocabulary implies; characters outside it become <unk>."""
+        return self._hf(normalize_text(text, self.text_config)).input_ids
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids with CTC repeats and blanks already removed -> text."""

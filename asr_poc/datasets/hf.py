@@ -1,5 +1,11 @@
 """Any Hugging Face audio data set: a folder saved with `save_to_disk`, an audiofolder, or a hub id.
 
+`config_name` picks a data set's configuration (LibriSpeech `clean`, FLEURS `hi_in`, Common Voice's language),
+`revision` a commit or tag of a hub data set, and `split_names` the source's names of our train/dev/test splits
+(LibriSpeech: `train.clean.100`, `validation.clean`, `test.clean`). A local folder with a configuration name is
+read with `datasets.load_dataset(folder, config_name)`: a clone of a hub repository, whose README lists its configs.
+From the hub only the splits in use are fetched.
+
 Audio is read undecoded (`datasets.Audio(decode=False)`: raw bytes or a file path) and decoded by
 `asr_poc.audio.load_audio`. A split the source lacks (often dev or test) is carved out of its train split by a
 stable hash of each row's id (see `asr_poc.datasets.ljspeech.hash_split`).
@@ -8,6 +14,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,6 +35,8 @@ class HFConfig(DatasetConfig):
     audio_column: str = "audio"
     text_column: str = "text"
     split_names: dict[str, str] = Field(default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"})
+    config_name: Optional[str] = None  # the data set's configuration ("subset"): clean, hi_in, en ...
+    revision: Optional[str] = None  # a hub data set's commit, tag or branch (reproducible runs)
 
 
 def looks_like_hub_id(path: str) -> bool:
@@ -35,20 +44,60 @@ def looks_like_hub_id(path: str) -> bool:
     return bool(_HUB_ID.match(path)) and not resolve_path(path.split("/")[0]).exists()
 
 
-def load_source(path: str):
-    """A `DatasetDict` (or `Dataset`) from a saved folder, an audiofolder, or the hub."""
+class HubSplits(Mapping):
+    """A hub data set's splits by name, each one downloaded when it is first used (LibriSpeech's test split
+    without its 100 hours of training audio)."""
+
+    def __init__(self, path: str, config_name: Optional[str] = None, revision: Optional[str] = None):
+        import datasets
+
+        self.path, self.config_name, self.revision = path, config_name, revision
+        self.names = list(datasets.get_dataset_split_names(path, config_name, revision=revision))
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str):
+        import datasets
+
+        if name not in self.names:
+            raise KeyError(name)
+        if name not in self._loaded:
+            self._loaded[name] = datasets.load_dataset(self.path, self.config_name, revision=self.revision,
+                                                       split=name)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:  # without downloading (Mapping's would fetch the split)
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def load_source(path: str, config_name: Optional[str] = None, revision: Optional[str] = None):
+    """The splits by name (a `DatasetDict`, a `Dataset` or `HubSplits`) of a saved folder, an audiofolder, a
+    repository folder (with `config_name`) or a hub id."""
     import datasets
 
     local = resolve_path(path)
     if local.is_dir():
+        if revision:
+            raise ValueError(f"hf data set {path}: datasets.hf.revision = {revision!r} applies to hub ids only; "
+                             f"check out the revision of a local folder yourself")
         if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():
+            if config_name:
+                raise ValueError(f"hf data set {path}: a folder saved with save_to_disk has no configurations "
+                                 f"(datasets.hf.config_name = {config_name!r}); save the configuration you want")
             return datasets.load_from_disk(str(local))
+        if config_name:
+            return datasets.load_dataset(str(local), config_name)
         return datasets.load_dataset("audiofolder", data_dir=str(local))
     if local.exists():
         raise NotADirectoryError(f"hf data set path is not a folder: {local}")
     if not looks_like_hub_id(path):
         raise FileNotFoundError(f"hf data set folder not found: {local} ({HFDataset.prepare_hint})")
-    return datasets.load_dataset(path)
+    return HubSplits(path, config_name, revision)
 
 
 def _duration(audio: Any) -> float:
@@ -80,7 +129,7 @@ class HFDataset(BaseASRDataset):
         import datasets
 
         cfg = HFConfig.model_validate(self.config)
-        source = load_source(cfg.path)
+        source = load_source(cfg.path, cfg.config_name, cfg.revision)
         if isinstance(source, datasets.Dataset):
             source = datasets.DatasetDict({cfg.split_names.get("train", "train"): source})
         present = {s for s in SPLITS if cfg.split_names.get(s, s) in source}

@@ -14,7 +14,7 @@ from ..audio import load_audio
 from ..augment import AugmentConfig, Augmenter
 from ..paths import resolve_path
 from ..plugins import register_base
-from ..text import CharTokenizer, normalize_text
+from ..text import CharTokenizer, TextConfig, normalize_text
 
 SPLITS = ("train", "dev", "test")
 
@@ -30,6 +30,7 @@ class DatasetConfig(BaseModel):
     n_mels: int = Field(80, ge=8, le=512)
     max_seconds: float = Field(30.0, gt=0)
     augment: Optional[AugmentConfig] = None  # on-the-fly augmentation of the train split (asr_poc.augment)
+    text: TextConfig = Field(default_factory=TextConfig)  # what transcripts keep: case, digits, script (asr_poc.text)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class BaseASRDataset(Dataset, ABC):
         self.split = split
         self.sample_rate = int(config.get("sample_rate", 16000))
         self.max_seconds = config.get("max_seconds")
+        self.text_config = TextConfig.model_validate(config.get("text") or {})
         self.items: list[Utterance] = self._load_data()
         augment = AugmentConfig.model_validate(config.get("augment") or {})
         self.augmenter = (Augmenter(augment, self.sample_rate, self._random_other_waveform)
@@ -84,7 +86,7 @@ class BaseASRDataset(Dataset, ABC):
         waveform = torch.from_numpy(load_audio(item.audio, self.sample_rate, max_seconds=self.max_seconds))
         if self.augmenter is not None:
             waveform = self.augmenter(waveform)
-        return {"id": item.id, "waveform": waveform, "text": normalize_text(item.text)}
+        return {"id": item.id, "waveform": waveform, "text": normalize_text(item.text, self.text_config)}
 
     def _random_other_waveform(self) -> torch.Tensor:
         """A random utterance of this split (babble for the augmenter), drawn from torch's generator."""
@@ -95,7 +97,7 @@ class BaseASRDataset(Dataset, ABC):
         return [u.duration for u in self.items]
 
     def texts(self) -> list[str]:
-        return [normalize_text(u.text) for u in self.items]
+        return [normalize_text(u.text, self.text_config) for u in self.items]
 
 
 register_base("datasets", BaseASRDataset)  # the registry finds a plugin module's data-set class by this base
