@@ -1,4 +1,5 @@
-"""Audio in: any file, byte string or array -> mono float32 at the model's rate; and log-mel features.
+"""Audio in: any file, byte string or array -> mono float32 at the model's rate (log-mel
+features: `asr_poc.models.features`).
 
 soundfile reads WAV/FLAC/OGG/MP3; torchcodec (FFmpeg) reads other containers (WebM/Opus from a browser
 recorder, M4A ...). Resampling is torchaudio's. Bad audio raises `AudioError` with a one-line reason.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -137,51 +137,3 @@ def load_audio(
     if rate != sample_rate:
         mono = torchaudio.functional.resample(mono, rate, sample_rate)
     return mono.numpy().astype(np.float32, copy=False)
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    """Log-mel settings; saved in every checkpoint so that it alone can transcribe."""
-
-    sample_rate: int = 16000
-    n_fft: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureConfig":
-        return cls(**{k: d[k] for k in ("sample_rate", "n_fft", "hop_length", "n_mels") if k in d})
-
-    def to_dict(self) -> dict:
-        return {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length, "n_mels": self.n_mels}
-
-
-class LogMel(torch.nn.Module):
-    """Waveforms (batch, time) -> log-mel features (batch, frames, n_mels) and frame lengths, on the input's device.
-
-    With `spec_augment=True`, training mode masks 2 frequency bands and 2 time spans (SpecAugment, torchaudio).
-    """
-
-    def __init__(self, features: FeatureConfig, spec_augment: bool = False):
-        super().__init__()
-        self.features = features
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
-            n_mels=features.n_mels, center=True,
-        )
-        self.spec_augment = spec_augment
-        self.freq_mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=15, iid_masks=True)
-        self.time_mask = torchaudio.transforms.TimeMasking(time_mask_param=25, iid_masks=True, p=0.2)
-
-    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        return sample_lengths // self.features.hop_length + 1
-
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(device_type=waveforms.device.type, enabled=False):
-            feats = self.mel(waveforms.float()).clamp_min(1e-10).log10()  # (B, n_mels, frames)
-        feats = (feats + 4.0) / 4.0  # roughly zero-mean, unit-scale for speech at normal levels
-        if self.training and self.spec_augment:
-            for _ in range(2):
-                feats = self.freq_mask(feats)
-                feats = self.time_mask(feats)
-        return feats.transpose(1, 2), self.frame_lengths(lengths)

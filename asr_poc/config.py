@@ -67,6 +67,7 @@ class TopLevelConfig(StrictModel):
     dataset: str
     checkpoint_dir: str = "checkpoints"
     plugin_paths: list[str] = []
+    features: dict[str, Any] = {}  # the model's input: log-mel settings, checked by the model's `Features` schema
     models: dict[str, dict[str, Any]]
     datasets: dict[str, dict[str, Any]]
     training: TrainingConfig
@@ -238,14 +239,20 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
         raise ConfigError([str(err)]) from None
 
     model_section, p1 = validate_section(model_cls.Config, cfg["models"][cfg["model"]], f"models.{cfg['model']}")
-    data_section, p2 = validate_section(dataset_cls.Config, cfg["datasets"][cfg["dataset"]], f"datasets.{cfg['dataset']}")
-    problems += p1 + p2
+    features, p3 = validate_section(model_cls.Features, cfg["features"], "features")
+    rate = features.get("sample_rate")  # the data is read at the model's rate: stated once, in `features`
+    data_raw = cfg["datasets"][cfg["dataset"]]
+    if isinstance(data_raw, dict) and rate is not None:
+        if data_raw.get("sample_rate", rate) != rate:
+            p3.append(f"datasets.{cfg['dataset']}.sample_rate = {data_raw['sample_rate']!r}: differs from "
+                      f"features.sample_rate ({rate}); state it once, in `features`")
+        data_raw = {**data_raw, "sample_rate": rate}
+    data_section, p2 = validate_section(dataset_cls.Config, data_raw, f"datasets.{cfg['dataset']}")
+    problems += p1 + p3 + p2
     if not problems:
-        if model_section.get("input_dim") not in (None, data_section.get("n_mels")):
-            problems.append(
-                f"models.{cfg['model']}.input_dim = {model_section['input_dim']!r}: must equal "
-                f"datasets.{cfg['dataset']}.n_mels ({data_section['n_mels']})"
-            )
+        if model_section.get("input_dim") not in (None, features.get("n_mels")):
+            problems.append(f"models.{cfg['model']}.input_dim = {model_section['input_dim']!r}: must equal "
+                            f"features.n_mels ({features.get('n_mels')})")
         if check_data:
             missing = dataset_cls.check_source(data_section)
             if missing:
@@ -253,6 +260,7 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
     if problems:
         raise ConfigError(problems)
     cfg["models"][cfg["model"]] = model_section
+    cfg["features"] = features
     cfg["datasets"][cfg["dataset"]] = data_section
     return cfg
 

@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from asr_poc.audio import FeatureConfig  # noqa: E402
+from asr_poc.models.spec import model_config  # noqa: E402
 from asr_poc.bench.machine import describe, load_average  # noqa: E402
-from asr_poc.config import dataset_section, load_config, model_section  # noqa: E402
+from asr_poc.config import dataset_section, load_config  # noqa: E402
 from asr_poc.datasets.interface import DurationBucketSampler, collate_fn  # noqa: E402
 from asr_poc.plugins import get_dataset_class, get_model_class  # noqa: E402
 from asr_poc.text import CharTokenizer  # noqa: E402
@@ -53,9 +53,7 @@ def main() -> int:
     torch.manual_seed(tc["seed"])
     train_ds = get_dataset_class(cfg["dataset"])(dataset_section(cfg), "train")
     tokenizer = CharTokenizer.from_texts(train_ds.texts())
-    model = get_model_class(cfg["model"])({**model_section(cfg), "vocab": tokenizer.vocab,
-                                           "features": FeatureConfig.from_dict(dataset_section(cfg)).to_dict(),
-                                           "spec_augment": tc["spec_augment"]}).train()
+    model = get_model_class(cfg["model"])(model_config(cfg, tokenizer.vocab, tc["spec_augment"])).train()
     if args.subsampling_channels:
         from profile_decoding import SlimSubsampling
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr_poc.audio import AudioError, LogMel, FeatureConfig, load_audio
+from asr_poc.audio import AudioError, load_audio
+from asr_poc.models.features import FeatureSpec, LogMel
 
 
 def tone(rate: int, seconds: float = 0.5, channels: int = 1) -> np.ndarray:
@@ -82,7 +83,7 @@ def test_missing_file_and_empty_bytes(tmp_path):
 def test_log_mel_shapes_and_spec_augment_only_in_training():
     import torch
 
-    frontend = LogMel(FeatureConfig(), spec_augment=True)
+    frontend = LogMel(FeatureSpec(), spec_augment=True)
     wav = torch.randn(2, 16000) * 0.1
     frontend.eval()
     a, lengths = frontend(wav, torch.tensor([16000, 8000]))

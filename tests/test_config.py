@@ -49,8 +49,10 @@ def test_config_file_is_merged_over_default(data_dir, tmp_path):
     ("training.batch_sise=8", "training.batch_sise: unknown key (allowed: "),
     ("models.conformer.num_heads=5", "encoder_dim (144) must be divisible by num_heads (5)"),
     ("models.conformer.subsampling=3", "models.conformer.subsampling = 3"),
-    ("models.conformer.input_dim=40", "models.conformer.input_dim = 40: must equal datasets.synthetic.n_mels (80)"),
-    ("datasets.synthetic.sample_rate=10", "datasets.synthetic.sample_rate = 10"),
+    ("models.conformer.input_dim=40", "models.conformer.input_dim = 40: must equal features.n_mels (80)"),
+    ("datasets.synthetic.sample_rate=10", "datasets.synthetic.sample_rate = 10: differs from features.sample_rate"),
+    ("features.sample_rate=10", "features.sample_rate = 10: Input should be greater than or equal to 4000"),
+    ("features.normalize=mean", "features.normalize = 'mean': Input should be 'none', 'utterance' or 'causal'"),
 ])
 def test_each_bad_value_names_key_value_and_rule(data_dir, override, expected):
     problems = errors([override])

@@ -65,6 +65,29 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
 
 
+def test_a_checkpoint_without_normalisation_loads_as_none(tmp_path):
+    """Checkpoints written before `features.normalize` existed hold four feature keys and no prior buffer."""
+    model = build()
+    state = model.checkpoint_state(epoch=1)
+    state["config"]["features"] = {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80}
+    torch.save(state, tmp_path / "old.pt")
+    loaded = BaseASRModel.from_checkpoint(tmp_path / "old.pt")
+    assert loaded.features.normalize == "none" and "frontend.prior_mean" not in loaded.state_dict()
+    wav = torch.randn(1, 8000) * 0.1
+    feats, _ = loaded.frontend(wav, torch.tensor([8000]))
+    torch.testing.assert_close(feats, (loaded.frontend.log_mel(wav) + 4).transpose(1, 2) / 4)
+
+
+def test_normalisation_and_its_prior_travel_in_the_checkpoint(tmp_path):
+    tok = CharTokenizer.from_texts(TEXTS)
+    model = ConformerCTC({**ConformerConfig().model_dump(), "vocab": tok.vocab,
+                          "features": {"normalize": "utterance"}})
+    model.frontend.prior_mean.fill_(-3.25)
+    model.save_checkpoint(tmp_path / "m.pt")
+    loaded = BaseASRModel.from_checkpoint(tmp_path / "m.pt")
+    assert loaded.features.normalize == "utterance" and float(loaded.frontend.prior_mean[0]) == -3.25
+
+
 def test_from_checkpoint_refuses_what_is_not_a_checkpoint(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable checkpoint"):

@@ -50,12 +50,12 @@ class Payload:
 
 def tiny_model() -> BaseASRModel:
     """An untrained tiny conformer (no corpus needed)."""
-    from asr_poc.audio import FeatureConfig
+    from asr_poc.models.features import FeatureSpec
     from asr_poc.text import CharTokenizer
 
     cfg = load_config(None, TINY_MODEL, check_data=False)
     return ConformerCTC({**cfg["models"]["conformer"], "vocab": CharTokenizer.from_texts(["hello world"]).vocab,
-                         "features": FeatureConfig().to_dict()})
+                         "features": FeatureSpec().to_dict()})
 
 
 def crafted_checkpoint(path: Path, marker: Path, **extra) -> Path:

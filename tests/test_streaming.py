@@ -12,11 +12,11 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from asr_poc.audio import AudioError, FeatureConfig, LogMel, load_audio
+from asr_poc.audio import AudioError, load_audio
 from asr_poc.config import ConfigError, load_config
 from asr_poc.inference import REDECODE_SECONDS, StreamResampler, Transcriber
 from asr_poc.models.conformer import ConformerConfig, ConformerCTC, chunk_attention_mask
-from asr_poc.models.interface import StreamingLogMel
+from asr_poc.models.features import FeatureSpec, LogMel, StreamingLogMel
 from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
 from asr_poc.text import CharTokenizer
 from test_rnnt import overfit, shortest_utterances
@@ -42,23 +42,93 @@ def stream_text(model, wav: torch.Tensor, size: int) -> str:
 
 
 # --- building blocks equal their offline versions -------------------------------------------------------------------
-@pytest.mark.parametrize("length", [201, 1000, 16037])
-def test_streaming_log_mel_equals_the_offline_frontend(length):
-    torch.manual_seed(length)
-    frontend = LogMel(FeatureConfig()).eval()
-    wav = torch.randn(length) * 0.1
-    offline, frames = frontend(wav[None], torch.tensor([length]))
+def streamed_features(frontend: LogMel, wav: torch.Tensor) -> torch.Tensor:
+    """`StreamingLogMel` over `wav` fed in pieces of awkward sizes, then flushed."""
     streaming = StreamingLogMel(frontend)
     state = streaming.init_state()
     sizes = [1, 7, 160, 399, 401, 1234]
     out, i, k = [], 0, 0
-    while i < length:
+    while i < len(wav):
         out.append(streaming(wav[i : i + sizes[k % len(sizes)]], state))
         i, k = i + sizes[k % len(sizes)], k + 1
     out.append(streaming(torch.zeros(0), state, final=True))
-    out = torch.cat(out)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("normalize", ["none", "causal"])
+@pytest.mark.parametrize("length", [201, 1000, 16037])
+def test_streaming_log_mel_equals_the_offline_frontend(length, normalize):
+    torch.manual_seed(length)
+    frontend = LogMel(FeatureSpec(normalize=normalize)).eval()
+    if normalize != "none":
+        frontend.prior_mean.uniform_(-6, -2)  # a learned prior, as a checkpoint carries
+    wav = torch.randn(length) * 0.1
+    offline, frames = frontend(wav[None], torch.tensor([length]))
+    out = streamed_features(frontend, wav)
     assert out.shape == offline[0].shape and out.shape[0] == int(frames)
     torch.testing.assert_close(out, offline[0], atol=1e-5, rtol=0)
+
+
+def speechlike(seconds: float, seed: int = 0) -> torch.Tensor:
+    """Bursts of coloured noise and harmonics with pauses: features whose mean changes over time, as speech's do."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(int(seconds * 16000)) / 16000
+    tone = sum(torch.sin(2 * math.pi * f * t) / k for k, f in enumerate([140, 280, 420, 700, 1100], 1))
+    envelope = (torch.sin(2 * math.pi * 3 * t) > 0).float() * 0.9 + 0.1
+    noise = torchaudio.functional.lowpass_biquad(torch.randn(t.shape, generator=g), 16000, 2000.0)
+    return 0.05 * envelope * (tone + noise)
+
+
+@pytest.mark.parametrize("normalize", ["utterance", "causal"])
+def test_normalisation_removes_a_constant_gain(normalize):
+    """x and 3x (+9.5 dB) give the same features: exactly for `utterance`, to within prior_frames/(prior_frames+t)
+    of the offset for `causal` (the prior carries no gain), and not at all without normalisation."""
+    wav = speechlike(3.0)
+    lengths = torch.tensor([wav.numel()])
+    for mode in (normalize, "none"):
+        frontend = LogMel(FeatureSpec(normalize=mode, prior_frames=20)).eval()
+        quiet, _ = frontend(wav[None], lengths)
+        loud, _ = frontend(3 * wav[None], lengths)
+        offset = math.log10(9) / 4  # 3x amplitude = 9x power: +0.954 in log10, /4
+        gap = (loud - quiet)[0].abs().mean(-1)  # per frame
+        if mode == "none":
+            torch.testing.assert_close(gap, torch.full_like(gap, offset), atol=1e-3, rtol=0)
+        elif mode == "utterance":
+            assert float(gap.max()) < 1e-4
+        else:
+            t = torch.arange(gap.numel())
+            assert bool((gap <= offset * 20 / (20 + t + 1) + 1e-4).all())
+            assert float(gap[-1]) < 0.07 * offset  # 20 prior frames against 300 heard
+
+
+def test_utterance_normalisation_streams_approximately():
+    """`utterance` cannot be streamed exactly (it needs the future): streaming uses the causal running mean.
+
+    The streamed frames drift from the offline ones by a mean that shrinks as the stream goes on; we state the
+    size here (prior = this utterance's first-second mean, as a trained prior approximates speech's)."""
+    wav = speechlike(4.0, seed=1)
+    frontend = LogMel(FeatureSpec(normalize="utterance")).eval()
+    offline, _ = frontend(wav[None], torch.tensor([wav.numel()]))
+    frontend.prior_mean.copy_(frontend.log_mel(wav[None, :16000])[0].mean(-1))
+    streamed = streamed_features(frontend, wav)
+    assert streamed.shape == offline[0].shape
+    error = (streamed - offline[0]).abs().mean(-1)  # per frame, in normalised units (log10 / 4)
+    assert float(error[:100].mean()) < 0.2 and float(error[-100:].mean()) < 0.05
+    assert float(error[-100:].mean()) < float(error[:100].mean())
+
+
+def test_prior_mean_learns_the_training_data_level_and_none_has_no_buffer():
+    none = LogMel(FeatureSpec())
+    assert "prior_mean" not in none.state_dict()  # checkpoints from before normalisation load unchanged
+    frontend = LogMel(FeatureSpec(normalize="causal")).train()
+    wav = speechlike(1.0)
+    target = frontend.log_mel(wav[None])[0].mean(-1)
+    for _ in range(600):
+        frontend(wav[None], torch.tensor([wav.numel()]))
+    torch.testing.assert_close(frontend.prior_mean, target, atol=0.02, rtol=0)
+    before = frontend.prior_mean.clone()
+    frontend.eval()(3 * wav[None], torch.tensor([wav.numel()]))
+    assert torch.equal(frontend.prior_mean, before)  # evaluation leaves it alone
 
 
 @pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000])

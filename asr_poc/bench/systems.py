@@ -77,8 +77,8 @@ def _checkpoint(path: Path) -> System:
 
 def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> System:
     """`conformer:xs,subsampling=8` -> an untrained model built exactly as training would build it."""
-    from ..audio import FeatureConfig
-    from ..config import dataset_section, load_config, model_section
+    from ..config import load_config
+    from ..models.spec import model_config
     from ..plugins import get_model_class
     from ..text import CharTokenizer
 
@@ -88,9 +88,7 @@ def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> 
     preset = [f"model={name}", f"{key}.size={size}", *[f"{key}.{kv}" for kv in extra]]
     cfg = load_config(config_path, [*overrides, *preset], check_data=False)
     tokenizer = CharTokenizer.from_texts([PRESET_ALPHABET])
-    config = {**model_section(cfg), "vocab": tokenizer.vocab,
-              "features": FeatureConfig.from_dict(dataset_section(cfg)).to_dict(), "spec_augment": False}
     torch.manual_seed(0)
-    model = get_model_class(name)(config).eval()
+    model = get_model_class(name)(model_config(cfg, tokenizer.vocab)).eval()
     return System(name=spec, kind="preset", source=spec, model=model, model_name=name, trained=False)
 

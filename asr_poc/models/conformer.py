@@ -22,7 +22,8 @@ from pydantic import Field, model_validator
 from torch import nn
 from torchaudio.models import Conformer
 
-from .interface import BaseASRModel, PresetModelConfig, StreamingLogMel
+from .features import StreamingLogMel
+from .interface import BaseASRModel, PresetModelConfig
 
 SIZES: dict[str, dict[str, int]] = {
     # xs: 32 subsampling channels, not 144: the convolutions took half of the decoding time (benchmarks/results)

@@ -8,15 +8,14 @@ from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import torch
-import torchaudio
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from ..audio import FeatureConfig, LogMel
 from ..checkpoint_io import checked_model_state, load_checkpoint_file
 from ..io import atomic_torch_save
 from ..plugins import get_model_class, register_base
 from ..text import CharTokenizer
+from .features import FeatureSpec, LogMel
 
 CHECKPOINT_FORMAT = 1
 
@@ -61,13 +60,14 @@ class BaseASRModel(nn.Module, ABC):
 
     name: ClassVar[str] = "base"
     Config: ClassVar[type[BaseModel]] = ModelConfig
+    Features: ClassVar[type[BaseModel]] = FeatureSpec  # the config's `features` section: the model's input
     streaming: ClassVar[bool] = False
 
     def __init__(self, config: dict):
         super().__init__()
         self.config = dict(config)
         self.tokenizer = CharTokenizer(config["vocab"])
-        self.features = FeatureConfig.from_dict(config.get("features", {}))
+        self.features = FeatureSpec.from_dict(config.get("features", {}))
         self.frontend = LogMel(self.features, spec_augment=bool(config.get("spec_augment", False)))
 
     @property
@@ -171,48 +171,3 @@ class BaseASRModel(nn.Module, ABC):
         model.load_state_dict(weights)
         return model.to(device).eval()
 
-
-class StreamingLogMel:
-    """Log-mel frames computed incrementally: exactly the frames `LogMel` computes on the whole waveform.
-
-    `LogMel` centres its STFT windows (`center=True`, reflect padding of n_fft/2 at both ends). Here the left
-    padding is added once n_fft/2 + 1 samples have arrived, each frame is computed as soon as its window is
-    complete, and `final=True` adds the right padding. A frame therefore waits n_fft/2 - hop samples after its
-    hop ends (2.5 ms at 16 kHz with n_fft 400, hop 160): `BaseASRModel.frontend_delay_ms`.
-    """
-
-    def __init__(self, frontend: LogMel):
-        f = frontend.features
-        self.n_fft, self.hop, self.pad = f.n_fft, f.hop_length, f.n_fft // 2
-        self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=f.n_fft, hop_length=f.hop_length, center=False,
-                                                             power=2.0)
-        self.mel_scale = frontend.mel.mel_scale  # the same filter bank as the offline frontend
-
-    def init_state(self) -> dict:
-        return {"pending": torch.zeros(0), "tail": torch.zeros(0), "started": False}
-
-    def __call__(self, samples: torch.Tensor, state: dict, final: bool = False) -> torch.Tensor:
-        """New samples -> the log-mel frames (frames, n_mels) that became complete; `state` is updated in place."""
-        samples = samples.detach().float().reshape(-1).cpu()
-        if samples.numel():
-            state["tail"] = torch.cat([state["tail"], samples])[-(self.pad + 1):]
-            state["pending"] = torch.cat([state["pending"], samples])
-        if not state["started"] and state["pending"].numel() > self.pad:
-            head = state["pending"][1 : self.pad + 1].flip(0)  # reflect padding, as torch.stft(center=True)
-            state["pending"], state["started"] = torch.cat([head, state["pending"]]), True
-        if final:
-            if not state["started"]:  # shorter than half a window: the offline frontend cannot read it either
-                state["pending"] = torch.zeros(0)
-                return torch.zeros(0, self.mel_scale.n_mels)
-            state["pending"] = torch.cat([state["pending"], state["tail"][-self.pad - 1 : -1].flip(0)])
-        pending = state["pending"]
-        if not state["started"] or pending.numel() < self.n_fft:
-            return torch.zeros(0, self.mel_scale.n_mels)
-        frames = (pending.numel() - self.n_fft) // self.hop + 1
-        power = self.spectrogram(pending[: (frames - 1) * self.hop + self.n_fft])
-        state["pending"] = pending[frames * self.hop :]
-        feats = self.mel_scale(power.to(self.mel_scale.fb.device)).clamp_min(1e-10).log10()
-        return ((feats + 4.0) / 4.0).transpose(0, 1)  # the normalisation of LogMel.forward
-
-
-register_base("models", BaseASRModel)  # the registry finds a plugin module's model class by this base

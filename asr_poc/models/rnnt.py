@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torchaudio.models import emformer_rnnt_model
 
-from .interface import BaseASRModel, PresetModelConfig, StreamingLogMel
+from .features import StreamingLogMel
+from .interface import BaseASRModel, PresetModelConfig
 
 SIZES: dict[str, dict[str, int]] = {
     "xs": dict(encoder_dim=144, num_heads=4, num_layers=6, ffn_dim=576, predictor_dim=128, joiner_dim=256),  # ~1.8M

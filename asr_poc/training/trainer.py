@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from ..audio import FeatureConfig
 from ..checkpoint_io import CheckpointRefused
-from ..config import ConfigError, dataset_section, model_section, validate_config
+from ..config import ConfigError, dataset_section, validate_config
+from ..models.spec import model_config as build_model_config
 from ..datasets.interface import DurationBucketSampler, collate_fn
 from ..evaluation import evaluate
 from ..plugins import get_dataset_class, get_model_class
@@ -112,9 +112,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             model_config = {**initial.config, "spec_augment": tc["spec_augment"]}
         else:
             tokenizer = CharTokenizer.from_texts(train_ds.texts())
-            model_config = {**model_section(cfg), "vocab": tokenizer.vocab,
-                            "features": FeatureConfig.from_dict(dataset_section(cfg)).to_dict(),
-                            "spec_augment": tc["spec_augment"]}
+            model_config = build_model_config(cfg, tokenizer.vocab, tc["spec_augment"])
         raw_model = get_model_class(cfg["model"])(model_config).to(device)
         if initial is not None:
             raw_model.load_state_dict(initial.state_dict())
