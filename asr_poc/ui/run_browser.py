@@ -17,6 +17,7 @@ import ipywidgets as w
 from ..config import load_config
 from ..runs import Run, default_root, list_runs
 from .charts import PALETTE, LineChart
+from .error_panel import ErrorPanel
 from .history import RunHistory, format_age
 
 COLUMNS = [("", "32px"), ("run", "290px"), ("state", "90px"), ("model", "90px"), ("dataset", "90px"),
@@ -129,8 +130,9 @@ class RunBrowser(w.VBox):
                                            width="100%"))
         help_line = w.HTML("<span style='color:#666'>Tick runs to overlay their curves. Runs started from the "
                            "command line or a notebook appear here too.</span>")
+        self.errors = ErrorPanel(self.root)  # worst utterances and confusions from `asr-poc eval --details`
         super().__init__([w.HBox([self.refresh_button, self.count], layout=w.Layout(align_items="center")),
-                          help_line, header, self.table, charts], layout=w.Layout(width="100%"))
+                          help_line, header, self.table, charts, self.errors], layout=w.Layout(width="100%"))
         self.add_class("asr-run-browser")
         self.refresh()
         if refresh_every:
@@ -200,6 +202,7 @@ class RunBrowser(w.VBox):
             self._draw()
             if speed:
                 self._draw_speed()
+                self.errors.refresh()  # new `asr-poc eval --details` files
 
     def selected(self) -> list[str]:
         return [run_id for run_id, row in self.rows.items() if row.tick.value and run_id in self.runs]
