@@ -157,14 +157,17 @@ def cmd_eval(args) -> int:
     from .models.interface import BaseASRModel
     from .plugins import load_dataset
 
-    model = BaseASRModel.from_checkpoint(args.checkpoint, device=args.device)
+    checkpoint = _eval_checkpoint(args.checkpoint)
+    model = BaseASRModel.from_checkpoint(checkpoint, device=args.device)
     cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
     section = {**dataset_section(cfg), "sample_rate": model.sample_rate}
     dataset = load_dataset(args.dataset, section, args.split)
     result = evaluate(model, dataset, limit=args.limit, batch_size=args.batch_size, progress=not args.json)
-    summary = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "split": args.split,
+    summary = {"checkpoint": str(checkpoint), "dataset": args.dataset, "split": args.split,
                "utterances": result["utterances"], "wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"],
                "rtfx": 1 / result["rtf"] if result["rtf"] else None, "audio_seconds": result["audio_seconds"]}
+    if args.details:
+        summary["details"] = str(_write_eval_details(checkpoint, dataset, summary, result))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -172,7 +175,38 @@ def cmd_eval(args) -> int:
               f"{summary['audio_seconds']:.0f} s of audio")
         print(f"WER {summary['wer']:.3f}  CER {summary['cer']:.3f}  RTF {summary['rtf']:.4f} "
               f"(RTFx {summary['rtfx']:.0f})")
+        if args.details:
+            print(f"details: {summary['details']}")
     return 0
+
+
+def _eval_checkpoint(spec: str):
+    """`eval`'s first argument as a checkpoint file: the file itself, or a run's (folder or id) best.pt, else last.pt."""
+    from pathlib import Path
+
+    from .runs import Run
+
+    if Path(spec).is_file():
+        return Path(spec)
+    run = Run.open(spec)
+    for candidate in (run.best_checkpoint, run.last_checkpoint):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"run {run.id} has no best.pt or last.pt yet")
+
+
+def _write_eval_details(checkpoint, dataset, summary: dict, result: dict):
+    """Write `eval --details`: each utterance's texts, WER, CER and word alignment beside the checkpoint."""
+    import os
+
+    from .analysis import build_details, details_path, write_details
+
+    items = {str(u.id): u for u in getattr(dataset, "items", [])}
+    audio = {i: str(u.audio) for i, u in items.items() if isinstance(u.audio, (str, os.PathLike))}
+    durations = {i: float(u.duration) for i, u in items.items()}
+    lines = build_details(summary, [str(i) for i in result["ids"]], result["references"], result["hypotheses"],
+                          audio=audio, durations=durations)
+    return write_details(details_path(checkpoint, summary["dataset"], summary["split"]), lines)
 
 
 def cmd_transcribe(args) -> int:
@@ -271,13 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("eval", help="WER, CER and real-time factor of a checkpoint on a data set split")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="checkpoint file (.pt), or a run (folder or id): its best.pt, else last.pt")
     p.add_argument("--dataset", default="synthetic")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--limit", type=int, help="only the first N utterances")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--details", action="store_true", help="also write each utterance's reference, hypothesis, WER, "
+                   "CER and word alignment to details/<checkpoint>-<dataset>-<split>.jsonl beside the checkpoint "
+                   "(the dashboard's Runs tab shows them)")
     _add_config_args(p)
     p.set_defaults(func=cmd_eval)
 
