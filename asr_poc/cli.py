@@ -158,7 +158,7 @@ def cmd_eval(args) -> int:
     from .plugins import load_dataset
 
     checkpoint = _eval_checkpoint(args.checkpoint)
-    model = BaseASRModel.from_checkpoint(checkpoint, device=args.device)
+    model = BaseASRModel.from_checkpoint(checkpoint, device=resolve_device(args.device))
     cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
     section = {**dataset_section(cfg), "sample_rate": model.sample_rate}
     dataset = load_dataset(args.dataset, section, args.split)
@@ -212,22 +212,62 @@ def _write_eval_details(checkpoint, dataset, summary: dict, result: dict):
 def cmd_transcribe(args) -> int:
     from .inference import Failure, Transcriber
 
-    transcriber = Transcriber.from_checkpoint(args.checkpoint, device=args.device)
-    results = transcriber.transcribe_files(args.files)
-    for r in results:
+    from tqdm import tqdm
+
+    transcriber = Transcriber.from_checkpoint(args.checkpoint, device=resolve_device(args.device))
+    results = []
+    bar = tqdm(args.files, desc="transcribing", unit="file", file=sys.stderr, dynamic_ncols=True,
+               disable=len(args.files) < PROGRESS_MIN_FILES)
+    for path in bar:  # a line per file as soon as it is done; the bar (stderr) stays below the lines
+        r = transcriber.transcribe_files([path])[0]
+        results.append(r)
         if args.json:
-            print(json.dumps(r.to_dict()))
+            line = json.dumps(r.to_dict())
         elif isinstance(r, Failure):
-            print(f"{r.source}: ERROR: {r.error}")
+            line = f"{r.source}: ERROR: {r.error}"
         else:
-            print(f"{r.source}: {r.text}")
+            line = f"{r.source}: {r.text}"
+        tqdm.write(line, file=sys.stdout)
     return 1 if any(isinstance(r, Failure) for r in results) else 0
 
 
+PROGRESS_MIN_FILES = 5  # `transcribe` shows a progress bar from this many files on
+
+
+def resolve_device(name: str) -> str:
+    """`auto` -> `cuda` when a GPU is there, else `cpu`; any other name as given (a missing GPU is one line)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is available (use auto or cpu)")
+    return name
+
+
+def _add_device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda, "
+                   "cuda:N or mps")
+
+
+def cmd_config_show(args) -> int:
+    from .config import load_config
+    from .io import dump_yaml
+
+    print(dump_yaml(load_config(args.config, args.overrides, check_data=args.check_data)), end="")
+    return 0
+
+
 def cmd_bench(args) -> int:
+    import importlib.util
+
     from .bench import BenchOptions, run_bench
     from .bench.report import markdown
 
+    if not args.no_write and importlib.util.find_spec("matplotlib") is None:  # say so before minutes of measuring
+        print("error: the bench's plot needs matplotlib: pip install 'asr-poc[bench]' (or use --no-write)",
+              file=sys.stderr)
+        return 2
     options = BenchOptions(
         systems=args.systems, config_path=args.config, overrides=args.overrides, dataset=args.dataset,
         split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
@@ -252,15 +292,20 @@ def cmd_dashboard(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+
 
     p = sub.add_parser("prepare", help="build an offline corpus (LJSpeech layout): the espeak-ng synthetic corpus, "
                        "or real-check, the real-speech check set shipped in the package")
     p.add_argument("name", choices=["synthetic", "real-check"], help="corpus to build")
     p.add_argument("--out", help="folder (default: data/synthetic or data/real-check)")
-    p.add_argument("--utterances", type=int, default=1500)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--utterances", type=int, default=1500, help="synthetic: number of utterances (default 1500)")
+    p.add_argument("--seed", type=int, default=0, help="synthetic: random seed of sentences and voices (default 0)")
     p.add_argument("--engines", default="espeak,festival",
                    help="synthetic: voice engines, comma-separated (espeak, festival); default espeak,festival")
     p.set_defaults(func=cmd_prepare)
@@ -295,23 +340,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stop", help="ask a running run to stop after a final checkpoint")
     p.add_argument("run", help="run folder or id")
-    p.add_argument("--root")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--root", help="checkpoint folder (default: checkpoint_dir of the config)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the run to stop (default 60)")
     p.set_defaults(func=cmd_stop)
 
     p = sub.add_parser("runs", help="list runs as a table")
-    p.add_argument("--root", default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--root", default=None, help="checkpoint folder (default: checkpoint_dir of the config)")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("eval", help="WER, CER and real-time factor of a checkpoint on a data set split")
     p.add_argument("checkpoint", help="checkpoint file (.pt), or a run (folder or id): its best.pt, else last.pt")
-    p.add_argument("--dataset", default="synthetic")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--dataset", default="synthetic", help="data set name from the config (default synthetic)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"], help="split to score (default test)")
     p.add_argument("--limit", type=int, help="only the first N utterances")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances decoded together (default 8)")
+    _add_device_arg(p)
+    p.add_argument("--json", action="store_true", help="print the figures as JSON (no progress output)")
     p.add_argument("--details", action="store_true", help="also write each utterance's reference, hypothesis, WER, "
                    "CER and word alignment to details/<checkpoint>-<dataset>-<split>.jsonl beside the checkpoint "
                    "(the dashboard's Runs tab shows them)")
@@ -323,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checkpoint (.pt), run folder or id, or untrained preset such as conformer:xs or "
                         "rnn-t:xs,chunk_ms=80 (default: the config's model at size xs)")
     p.add_argument("--dataset", help="data set whose split is decoded (default: the config's)")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"], help="split to decode (default test)")
     p.add_argument("--limit", type=int, help="only the first N utterances of the split")
     p.add_argument("--threads", type=int, action="append", metavar="N",
                    help="CPU thread counts for batch-1 decoding (repeatable; default 1 and all)")
@@ -331,9 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per call; the median counts")
     p.add_argument("--train-steps", type=int, default=20, help="training steps timed after 3 warm-up steps")
     p.add_argument("--no-baseline", action="store_true", help="skip PocketSphinx")
-    p.add_argument("--no-streaming", action="store_true")
+    p.add_argument("--no-streaming", action="store_true", help="skip the streaming latency")
     p.add_argument("--no-training", action="store_true", help="skip the training throughput")
-    p.add_argument("--no-cuda", action="store_true")
+    p.add_argument("--no-cuda", action="store_true", help="skip the CUDA figures even when a GPU is there")
     p.add_argument("--root", help="runs folder (default: checkpoint_dir of the config), for run ids and the plot")
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON, Markdown and PNG")
     p.add_argument("--name", help="file name stem of the results (default bench-<date>-<time>)")
@@ -344,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("dashboard", help="serve the dashboard (Voila) on 127.0.0.1 behind a token, without the code "
                        "cells; prints the URL with the token")
-    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--port", type=int, default=8866, help="port on --ip (default 8866)")
     p.add_argument("--token", help="the token to require (default: $ASR_POC_TOKEN, else a new random one); "
                    "prefer the variable: a command line is visible to other users")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container or "
@@ -358,11 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("transcribe", help="transcribe audio files with a checkpoint, one line per file")
-    p.add_argument("checkpoint")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("checkpoint", help="checkpoint file (.pt)")
+    p.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, MP3, WebM ...)")
+    _add_device_arg(p)
+    p.add_argument("--json", action="store_true", help="a JSON object per file instead of a line of text")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("config", help="show the configuration")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = config_sub.add_parser("show", help="print the resolved config as YAML: configs/default.yaml, then --config, "
+                              "then --set, validated, with the model's and data set's presets filled in")
+    _add_config_args(p)
+    p.add_argument("--check-data", action="store_true", help="also check that the data set's folder exists")
+    p.set_defaults(func=cmd_config_show)
     return parser
 
 

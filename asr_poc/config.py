@@ -52,6 +52,7 @@ class TrainingConfig(StrictModel):
     eval_utterances: int = Field(100, ge=0)
     extra_eval: list[str] = ["real-check", "recordings"]  # data sets whose test split is scored beside dev
     spec_augment: bool = True
+    tensorboard: bool = False  # also write TensorBoard scalars under <run>/tensorboard (asr_poc.training.tensorboard)
     seed: int = 0
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     num_threads: Optional[int] = Field(None, ge=1, le=512)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: system packages (apt-get, when missing and allowed), then the virtualenv .venv
 # with asr-poc and its extras. Safe to run again: each step is skipped when already done.
-#   scripts/setup.sh            # library + Jupyter UI + test tools
+#   scripts/setup.sh            # library + Jupyter UI + bench plots + test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +36,7 @@ stamp=.venv/.asr-poc-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "== installing asr-poc into .venv (torch is large: a few minutes the first time)"
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e ".[ui,dev]"
+  .venv/bin/pip install -q -e ".[ui,bench,dev]"
   touch "$stamp"
 fi
 echo "== .venv ready"

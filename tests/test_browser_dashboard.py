@@ -3,6 +3,7 @@ reload mid-run, Stop, an uploaded WAV and the (fake) microphone. Screenshots go 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,8 +35,9 @@ models:
   conformer: {encoder_dim: 32, num_heads: 2, num_layers: 1, ffn_dim: 64, kernel_size: 3, subsampling: 8}
 training: {batch_size: 8, eval_utterances: 4, warmup_steps: 2, num_threads: 1}
 """
-# Resources the Voila page itself asks a CDN for (Font Awesome); this machine is offline on purpose.
-OFFLINE_NOISE = ("net::ERR_NAME_NOT_RESOLVED", "net::ERR_INTERNET_DISCONNECTED")
+# Any address on another host than this machine's loopback: the page must work on a closed network, so such a
+# request is aborted and counts as an error (routes for ws:// too, so websockets to elsewhere are caught).
+FOREIGN_URL = re.compile(r"^(https?|wss?)://(?!(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$))", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +98,23 @@ class Page:
         self.page.on("pageerror", lambda err: self.errors.append(f"pageerror: {err}"))
         self.page.on("console", lambda msg: self.errors.append(f"console: {msg.text}")
                      if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
-        # failed requests are listed with their address; the offline CDN requests of Voila's page are expected
+        # failed requests are listed with their address
         # (Voila's own kernel shutdown when a page unloads is refused with 403; that is Voila's business)
         self.page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}")
                      if r.status >= 400 and "/voila/api/shutdown/" not in r.url else None)
-        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}")
-                     if not any(n in (r.failure or "") for n in OFFLINE_NOISE) else None)
+        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}"))
+        # no request may leave the machine: each one to another host is listed, and aborted before it goes out
+        self.foreign: list[str] = []
+        self.context.route(FOREIGN_URL, self._refuse_foreign)
+        self.context.route_web_socket(FOREIGN_URL, lambda ws: self._refuse_foreign(None, ws.url) or ws.close())
         self.url = url
+
+    def _refuse_foreign(self, route, url: str = "") -> None:
+        url = route.request.url if route is not None else url
+        self.foreign.append(url)
+        self.errors.append(f"request to another host: {url}")
+        if route is not None:
+            route.abort("internetdisconnected")
 
     def open(self) -> "Page":
         self.page.goto(self.url, timeout=180_000)
@@ -154,6 +166,9 @@ def test_page_loads_without_javascript_errors(site, browser):
             page.page.wait_for_timeout(800)
         assert site["trained"].id in page.text(".asr-training-panel .asr-status"), "the newest run is shown"
         page.shot("01-loaded")
+        assert page.foreign == [], "no request leaves the machine"
+        fonts = page.page.evaluate("() => [...document.fonts].filter(f => f.status === 'loaded').map(f => f.family)")
+        assert any("Font Awesome" in f for f in fonts), f"the icons' font is served by the dashboard: {fonts}"
         assert page.errors == []
     finally:
         page.close()

@@ -30,6 +30,9 @@ DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 WEBSOCKET_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 CULL_AFTER_SECONDS = 300.0    # a page kernel with no page connected for this long is shut down
 CULL_INTERVAL_SECONDS = 60.0  # how often the server looks
+# Our Voila template (Voila's lab template without its CDN stylesheets): found through $JUPYTER_PATH.
+TEMPLATE = "asr-poc"
+TEMPLATE_ROOT = Path(__file__).resolve().parent / "jupyter"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,6 +71,7 @@ def voila_config(port: int, ip: str, token: str, hosts: Sequence[str],
     }
     c.VoilaConfiguration.strip_sources = True
     c.VoilaConfiguration.theme = "light"
+    c.VoilaConfiguration.template = TEMPLATE  # no request leaves the machine (see TEMPLATE_ROOT)
     c.VoilaConfiguration.file_allowlist = []  # /voila/files/ is not behind the token; the page needs no files
     c.VoilaConfiguration.multi_kernel_manager_class = "asr_poc.ui.kernels.PageKernelManager"
     c.MappingKernelManager.cull_idle_timeout = int(max(1, cull_after))
@@ -137,6 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     from voila.app import Voila
 
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([str(TEMPLATE_ROOT), *filter(None, [os.environ.get("JUPYTER_PATH")])])
     config = voila_config(args.port, args.ip, token, allowed_hosts(args.hosts),
                           args.cull_after, args.cull_interval)
     if args.open:  # Voila would open the URL without the token (it shows only tokens it generated)
