@@ -50,8 +50,10 @@ def test_browser_totals_filters_histogram_and_playback_match_the_corpus(small_co
     assert {e.id for e in browser.matches} == {i for i, v in expected.items() if word in v[0]}
     assert f"<code>{some_id}</code>" in browser.table.value
 
+    assert browser.pick.options[0] == ("(choose an utterance to hear it)", "") and browser.player.children == ()
     browser.pick.value = some_id
     assert browser.audio.value == (small_corpus / "wavs" / f"{some_id}.wav").read_bytes()
+    assert browser.player.children == (browser.audio,)
 
 
 def test_a_data_set_that_is_not_there_gets_one_line_and_the_tab_stays_usable(small_corpus: Path, tmp_path: Path):

@@ -47,9 +47,11 @@ def test_panel_lists_worst_first_with_diffs_plays_audio_and_compares_two_runs(sm
     assert "title='reference: the'>a</span>" in table and ">big</span>" in table and ">today</span>" in table
     assert "3 utterances" in panel.summary.value
     assert "cat" in panel.words.value and "bat" in panel.words.value
-    assert [v for _, v in panel.pick.options] == ["u1", "u3", "u2"]
+    assert [v for _, v in panel.pick.options] == ["", "u1", "u3", "u2"]
+    assert panel.player.children == (), "no empty player on the page (the browser would fetch an empty clip)"
     panel.pick.value = "u1"
     assert panel.audio.value == (small_corpus / "wavs" / "syn-00001.wav").read_bytes()
+    assert panel.player.children == (panel.audio,)
 
     second = write_run_details(small_corpus, root, {"u1": "go to the big red house", "u2": "open a door",
                                                     "u3": "a cat sat here"})
@@ -61,6 +63,17 @@ def test_panel_lists_worst_first_with_diffs_plays_audio_and_compares_two_runs(sm
     assert "<b>A:</b>" in table and "<b>B:</b>" in table and "CER A" in table and "CER B" in table
     row_u2 = table[table.index("<code>u2</code>"):]
     assert "title='reference: the'>a</span>" in row_u2.split("</tr>")[0], "B's substitution is coloured in its line"
+
+
+def test_an_utterance_whose_audio_is_gone_gets_one_line(small_corpus: Path, tmp_path: Path):
+    run = Run.create(tiny_config(small_corpus, tmp_path / "runs"))
+    lines = build_details({"dataset": "synthetic", "split": "test"}, ["u1"], [REFS["u1"]], ["go"],
+                          audio={"u1": str(tmp_path / "gone.wav")})
+    write_details(details_path(run.path / "best.pt", "synthetic", "test"), lines)
+    panel = ErrorPanel(tmp_path / "runs")
+    panel.refresh()
+    panel.pick.value = "u1"
+    assert "gone.wav is gone" in panel.message.value and panel.player.children == ()
 
 
 def test_a_broken_details_file_gets_one_line_in_the_panel(small_corpus: Path, tmp_path: Path):

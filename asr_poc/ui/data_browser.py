@@ -6,7 +6,6 @@ Nothing is read until the tab is opened (`refresh()`): the data set plugins impo
 from __future__ import annotations
 
 import html
-from pathlib import Path
 from typing import Iterable, Optional
 
 import bqplot as bq
@@ -14,6 +13,7 @@ import ipywidgets as w
 import numpy as np
 
 from ..corpus_index import Entry, corpus_totals, duration_histogram, filter_entries, speakers_of
+from .file_player import FilePlayer
 
 SPLITS = ("train", "dev", "test")
 LISTED = 200  # rows in the table and the player's list; the totals and histogram count every match
@@ -55,7 +55,8 @@ class DataBrowser(w.VBox):
         self.totals = w.HTML("")
         self.table = w.HTML("", layout=w.Layout(max_height="360px", overflow="auto"))
         self.pick = w.Dropdown(description="play", layout=w.Layout(width="420px"))
-        self.audio = w.Audio(value=b"", format="wav", autoplay=False, controls=True, layout=w.Layout(width="320px"))
+        self.player = FilePlayer()
+        self.audio = self.player.audio
         self.histogram = self._histogram_figure()
         self._loading = False  # True while choices are replaced: one redraw at the end
         self.dataset.observe(lambda _: None if self._loading else self.load(), "value")
@@ -67,7 +68,7 @@ class DataBrowser(w.VBox):
                            "Filter by words and by voice (synthetic), speaker (recordings) or source (real-check); "
                            f"the table lists the first {LISTED} matches.</span>")
         super().__init__([w.HBox([self.dataset, self.split]), w.HBox([self.text, self.speaker]), help_line,
-                          self.message, self.totals, self.histogram, self.table, w.HBox([self.pick, self.audio])],
+                          self.message, self.totals, self.histogram, self.table, w.HBox([self.pick, self.player])],
                          layout=w.Layout(width="100%"))
         self.add_class("asr-data-browser")
 
@@ -135,15 +136,14 @@ class DataBrowser(w.VBox):
             self.bars.y = counts.astype(float)
         listed = self.matches[:LISTED]
         self.table.value = entries_html(listed)
-        self.pick.options = [(f"{e.id}  {e.duration:.1f} s  {e.text[:50]}", e.id) for e in listed]
+        self.pick.options = [("(choose an utterance to hear it)", ""),
+                             *((f"{e.id}  {e.duration:.1f} s  {e.text[:50]}", e.id) for e in listed)]
 
     def play(self) -> None:
         """Load the picked utterance's audio file into the player."""
         entry = next((e for e in self.matches if e.id == self.pick.value), None)
         if entry is None:
             return
-        if not entry.audio or not Path(entry.audio).is_file():
-            self.message.value = f"<span style='color:#b00020'>no audio file for {html.escape(entry.id)}</span>"
-            return
-        self.audio.format = Path(entry.audio).suffix.lstrip(".").lower() or "wav"
-        self.audio.value = Path(entry.audio).read_bytes()
+        problem = self.player.load(entry.audio)
+        self.message.value = (f"<span style='color:#b00020'>{html.escape(entry.id)}: {html.escape(problem)}</span>"
+                              if problem else "")

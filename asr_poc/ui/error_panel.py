@@ -14,6 +14,7 @@ import ipywidgets as w
 
 from ..analysis import Confusion, Details, DetailsError, compare, confusions, list_details, read_details, totals, worst
 from ..runs import list_runs
+from .file_player import FilePlayer
 
 OP_STYLES = {  # class and inline style of each kind of difference (inline: no stylesheet needed)
     "substitute": ("asr-sub", "background:#ffe0b2;color:#8a4b00;border-radius:3px;padding:0 2px"),
@@ -116,8 +117,8 @@ class ErrorPanel(w.VBox):
         self.table = w.HTML("", layout=w.Layout(max_height="420px", overflow="auto"))
         self.table.add_class("asr-error-panel-table")
         self.pick = w.Dropdown(description="play", layout=w.Layout(width="480px"))
-        self.audio = w.Audio(value=b"", format="wav", autoplay=False, controls=True,
-                             layout=w.Layout(width="320px"))
+        self.player = FilePlayer()
+        self.audio = self.player.audio
         self.words = w.HTML("", layout=w.Layout(width="100%"))
         self.chars = w.HTML("", layout=w.Layout(width="100%"))
         self._listing = False  # True while refresh() replaces the choices: one redraw at its end
@@ -128,7 +129,7 @@ class ErrorPanel(w.VBox):
             grid_template_columns="repeat(auto-fit, minmax(280px, 1fr))", grid_gap="12px", width="100%"))
         super().__init__([w.HTML("<h4 style='margin:8px 0 4px 0'>Errors of a run</h4>"),
                           w.HBox([self.source, self.sort, self.shown]), self.other, self.message, self.summary,
-                          w.HTML(LEGEND), self.table, w.HBox([self.pick, self.audio]), confusion_boxes],
+                          w.HTML(LEGEND), self.table, w.HBox([self.pick, self.player]), confusion_boxes],
                           layout=w.Layout(width="100%"))
         self.add_class("asr-error-panel")
 
@@ -164,8 +165,8 @@ class ErrorPanel(w.VBox):
         try:
             self.source.options = choices
             self.source.value = keep if keep in paths else (paths[0] if paths else None)
-            self.other.options = [("(none)", None), *choices]
-            self.other.value = keep_other if keep_other in paths else None
+            self.other.options = [("(none)", ""), *choices]
+            self.other.value = keep_other if keep_other in paths else ""
         finally:
             self._listing = False
         if self._state() != self._drawn:
@@ -200,7 +201,8 @@ class ErrorPanel(w.VBox):
         self.table.value = utterances_html(rows, names)
         self.words.value = confusions_html("most frequent word confusions", self.confusions(self.source.value, "word"))
         self.chars.value = confusions_html("most frequent character confusions", self.confusions(self.source.value, "char"))
-        options = [(f"{n}. {u[0]['id']}  CER {_rate(u[0].get('cer'))}", str(u[0]["id"])) for n, u in enumerate(rows, 1)]
+        options = [("(choose an utterance to hear it)", ""),
+                   *((f"{n}. {u[0]['id']}  CER {_rate(u[0].get('cer'))}", str(u[0]["id"])) for n, u in enumerate(rows, 1))]
         if list(self.pick.options) != options:  # the periodic refresh must not reset what is playing
             self.pick.options = options
 
@@ -225,11 +227,6 @@ class ErrorPanel(w.VBox):
             return
         utterance = next((u for u in self.details(self.source.value).utterances if str(u["id"]) == self.pick.value),
                          None)
-        path = utterance and utterance.get("audio")
-        if not path or not Path(path).is_file():
-            self.message.value = (f"<span style='color:#b00020'>no audio file for {html.escape(self.pick.value)}"
-                                  f"{': ' + html.escape(str(path)) + ' is gone' if path else ''}</span>")
-            return
-        self.message.value = ""
-        self.audio.format = Path(path).suffix.lstrip(".").lower() or "wav"
-        self.audio.value = Path(path).read_bytes()
+        problem = self.player.load(utterance and utterance.get("audio"))
+        self.message.value = (f"<span style='color:#b00020'>{html.escape(self.pick.value)}: {html.escape(problem)}"
+                              "</span>" if problem else "")
