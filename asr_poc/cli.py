@@ -188,6 +188,8 @@ def _eval_checkpoint(spec: str):
 
     if Path(spec).is_file():
         return Path(spec)
+    if Path(spec).suffix == ".pt":
+        raise FileNotFoundError(f"checkpoint {spec} not found")
     run = Run.open(spec)
     for candidate in (run.best_checkpoint, run.last_checkpoint):
         if candidate.is_file():
