@@ -78,8 +78,8 @@ class DataBrowser(w.VBox):
                             colors=["#1f77b4"], padding=0.05,
                             tooltip=bq.Tooltip(fields=["x", "y"], labels=["seconds", "utterances"],
                                                formats=[".1f", ".0f"]))
-        axes = [bq.Axis(scale=self.x_scale, label="duration (s)", tick_format=".1f", num_ticks=8),
-                bq.Axis(scale=self.y_scale, side="left", label="utterances", tick_format=",.0f", num_ticks=5)]
+        self.y_axis = bq.Axis(scale=self.y_scale, side="left", label="utterances", tick_format=",.0f", num_ticks=5)
+        axes = [bq.Axis(scale=self.x_scale, label="duration (s)", tick_format=".1f", num_ticks=8), self.y_axis]
         figure = bq.Figure(marks=[self.bars], axes=axes, title="durations of the matching utterances",
                            animation_duration=0, fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 16},
                            layout=w.Layout(width="100%", height="220px", min_width="260px"))
@@ -131,7 +131,12 @@ class DataBrowser(w.VBox):
         self.matches = filter_entries(self.entries, self.text.value, self.speaker.value)
         self.totals.value = totals_html(self.matches, self.entries)
         edges, counts = duration_histogram(self.matches)
-        with self.bars.hold_sync():
+        top = int(counts.max()) if len(counts) else 1
+        with self.histogram.hold_sync(), self.bars.hold_sync():
+            if len(edges):  # the bars (drawn at the bins' centres) fill the axis from the first edge to the last
+                self.x_scale.min, self.x_scale.max = float(edges[0]), float(edges[-1])
+            self.y_scale.max = float(max(top, 1))
+            self.y_axis.tick_values = np.unique(np.round(np.linspace(0, max(top, 1), min(max(top, 1), 4) + 1)))
             self.bars.x = (edges[:-1] + edges[1:]) / 2 if len(edges) else np.zeros(0)
             self.bars.y = counts.astype(float)
         listed = self.matches[:LISTED]
