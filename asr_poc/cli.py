@@ -293,6 +293,35 @@ def cmd_dashboard(args) -> int:
                  hosts=args.allow_host, cull_after=args.cull_after)
 
 
+def cmd_lm_build(args) -> int:
+    from .config import load_config
+    from .decoding.lm import build_lm, dataset_texts, parse_hotwords
+
+    cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
+    texts = dataset_texts(cfg, args.dataset, args.split)
+    manifest = build_lm(texts, args.out, order=args.order, char_order=args.char_order,
+                        hotwords=parse_hotwords(args.hotwords or []),
+                        source={"dataset": args.dataset, "split": args.split})
+    print(f"{args.out}: {manifest['sentences']} sentences, {manifest['lexicon_words']} words in the lexicon, "
+          f"{args.order}-gram word LM ({' / '.join(map(str, manifest['ngrams']))} n-grams), {args.char_order}-gram "
+          f"character LM")
+    print(f"use it: --set decoding.method=beam --set decoding.lm_path={args.out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_checkpoint, resolve_checkpoint
+
+    result = export_checkpoint(resolve_checkpoint(args.run, root=args.root), int8=args.int8, out_dir=args.out)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"{result['onnx']} ({result['onnx_bytes'] / 1e6:.1f} MB, {result['export_seconds']:.0f} s)")
+        if args.int8:
+            print(f"{result['int8']} ({result['int8_bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -410,6 +439,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_arg(p)
     p.add_argument("--json", action="store_true", help="a JSON object per file instead of a line of text")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("lm", help="n-gram language models for beam search")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True)
+    p = lm_sub.add_parser("build", help="estimate word and character n-gram LMs (Kneser-Ney, ARPA) and a lexicon "
+                          "from a data set's transcripts")
+    p.add_argument("--dataset", required=True, help="data set (an entry of `datasets`) whose texts are read")
+    p.add_argument("--split", default="train", choices=["train", "dev", "test"], help="split read (default train)")
+    p.add_argument("--order", type=int, default=3, help="word n-gram order (default 3)")
+    p.add_argument("--char-order", type=int, default=6, help="character n-gram order for lexicon-free decoding "
+                   "(default 6)")
+    p.add_argument("--hotwords", action="append", metavar="WORD[:WEIGHT]",
+                   help="a word to boost (repeatable); it joins the lexicon even if no text has it")
+    p.add_argument("--out", required=True, help="folder to write (words.arpa, chars.arpa, lexicon.txt, ...)")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_lm_build)
+
+    p = sub.add_parser("export", help="export a run's model to ONNX (next to its checkpoint), optionally int8 too")
+    p.add_argument("run", metavar="RUN", help="run id or folder (best.pt, else last.pt), or a checkpoint file")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
+    p.add_argument("--int8", action="store_true", help="also write <stem>.int8.onnx (dynamic int8 quantisation)")
+    p.add_argument("--out", help="folder for the files (default: the checkpoint's folder)")
+    p.add_argument("--root", help="runs folder for run ids (default: checkpoint_dir of the config)")
+    p.add_argument("--json", action="store_true", help="print the paths and sizes as JSON")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("config", help="show the configuration")
     config_sub = p.add_subparsers(dest="config_command", required=True)

@@ -61,6 +61,20 @@ class TrainingConfig(StrictModel):
     init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)
 
 
+class DecodingConfig(StrictModel):
+    """`decoding`: how transcripts are read from a CTC model's output (asr_poc/decoding/)."""
+
+    method: Literal["greedy", "beam"] = "greedy"
+    beam_size: int = Field(32, ge=1, le=10_000)
+    beam_threshold: float = Field(25.0, gt=0)
+    lm_path: Optional[str] = None  # a folder written by `asr-poc lm build`
+    lm_weight: float = Field(0.5, ge=0, le=100)
+    word_score: float = Field(0.0, ge=-100, le=100)
+    lexicon: bool = True  # only words of the LM folder's lexicon (false: any character string)
+    hotwords: list[str] = []  # "word" or "word:weight", boosted in the lexicon decoder
+    hotword_weight: float = Field(5.0, ge=0, le=100)
+
+
 class TopLevelConfig(StrictModel):
     available_models: list[str] = Field(min_length=1)
     available_datasets: list[str] = Field(min_length=1)
@@ -72,6 +86,7 @@ class TopLevelConfig(StrictModel):
     models: dict[str, dict[str, Any]]
     datasets: dict[str, dict[str, Any]]
     training: TrainingConfig
+    decoding: DecodingConfig = DecodingConfig()
 
 
 _SHORT = reprlib.Repr()

@@ -1,5 +1,9 @@
 """Transcriber: load a checkpoint, transcribe files, byte strings or arrays, stream PCM, and report speed.
 
+Decoding: greedy unless `decoding` (the config's `decoding` section) asks for beam search with an n-gram LM
+(`asr_poc.decoding`); it applies to whole inputs, streams stay greedy. An `.onnx` file from `asr-poc export` loads
+like a checkpoint and runs in onnxruntime.
+
 Streaming: `Transcriber.open_stream()` returns a `StreamSession`; `push(pcm)` takes a chunk of any length (float32
 in [-1, 1] or int16, at the model's rate or `source_rate`) and returns the text so far, `finish()` the final text.
 `Transcriber.stream(chunks)` does the same for an iterable. A streaming model (`model.streaming`) runs its own
@@ -55,15 +59,26 @@ class Failure:
 class Transcriber:
     """Wraps a trained model for inference on one device."""
 
-    def __init__(self, model: BaseASRModel, max_seconds: Optional[float] = 600.0):
+    def __init__(self, model: BaseASRModel, max_seconds: Optional[float] = 600.0, decoding: Optional[dict] = None):
+        """`decoding`: the config's `decoding` section (or `DecodingOptions`); None decodes greedily."""
+        from .decoding.beam import make_decoder
+
         self.model = model.eval()
         self.max_seconds = max_seconds
+        self.decoder = make_decoder(model.tokenizer, decoding)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", max_seconds: Optional[float] = 600.0
-                        ) -> "Transcriber":
-        """A checkpoint file alone is enough: model class, config, tokenizer and features are inside."""
-        return cls(BaseASRModel.from_checkpoint(path, device=device), max_seconds=max_seconds)
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu", max_seconds: Optional[float] = 600.0,
+                        decoding: Optional[dict] = None) -> "Transcriber":
+        """A checkpoint file alone is enough: model class, config, tokenizer and features are inside.
+
+        A `.onnx` file written by `asr-poc export` runs in onnxruntime (on the CPU) instead of torch.
+        """
+        if Path(path).suffix == ".onnx":
+            from .export import OnnxCTCModel
+
+            return cls(OnnxCTCModel(path), max_seconds=max_seconds, decoding=decoding)
+        return cls(BaseASRModel.from_checkpoint(path, device=device), max_seconds=max_seconds, decoding=decoding)
 
     @property
     def sample_rate(self) -> int:
@@ -77,7 +92,7 @@ class Transcriber:
         waveform = load_audio(source, self.sample_rate, source_rate=source_rate, max_seconds=self.max_seconds)
         wav = torch.from_numpy(waveform).unsqueeze(0).to(self.model.device)
         start = time.perf_counter()
-        text = self.model.transcribe(wav, torch.tensor([wav.shape[1]], device=self.model.device))[0]
+        text = self.decoder.transcribe(self.model, wav, torch.tensor([wav.shape[1]], device=self.model.device))[0]
         elapsed = time.perf_counter() - start
         name = str(source) if isinstance(source, (str, os.PathLike)) else ""
         return Transcript(text=text, audio_seconds=len(waveform) / self.sample_rate, compute_seconds=elapsed,

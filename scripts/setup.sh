@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v g++ >/dev/null || need+=(g++)  # kenlm (PyPI) compiles from source
 command -v festival >/dev/null || need+=(festival)  # + English voices recorded from people (synthetic corpus)
 if command -v dpkg >/dev/null; then
   for voice in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do

@@ -1,0 +1,219 @@
+"""`asr-poc export RUN --format onnx [--int8]`: a CTC model as one ONNX file, and that file run by onnxruntime.
+
+The whole model goes into the graph, log-mel front end included (ONNX `STFT`): waveforms (batch, samples) and
+their lengths in, CTC logits (batch, frames, vocab) and frame lengths out, batch and time dynamic. It is traced by
+torch's dynamo exporter (`torch.onnx.export(dynamo=True)`, which needs `onnxscript`); the TorchScript exporter
+cannot export the complex STFT. A streaming model is exported with full context (what `transcribe` uses).
+`--int8` also writes a dynamically quantised copy (`onnxruntime.quantization.quantize_dynamic`: int8 weights of
+the linear layers, activations quantised on the fly). The model's name, vocabulary and feature settings travel in
+the file's metadata (`asr_poc`), so `Transcriber.from_checkpoint("best.onnx")` needs nothing else. Files are
+written to a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .decoding.emissions import ctc_logits_fn
+from .text import CharTokenizer
+
+METADATA_KEY = "asr_poc"
+OPSET = 18
+EXAMPLE_SECONDS = (2.0, 1.5)  # two example utterances of different lengths: batch and time stay dynamic
+
+
+class ExportError(ValueError):
+    """A model or file that cannot be exported or loaded; `str()` is one line."""
+
+
+class _CTCGraph(torch.nn.Module):
+    """The exported function: (waveforms, lengths) -> (logits, frame_lengths)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.fn = ctc_logits_fn(model)
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fn(waveforms, lengths)
+
+
+def _replace_atomically(tmp: Path, path: Path) -> None:
+    from .io import fsync_folder
+
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_folder(path.parent)
+
+
+def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
+    """Export `model` (a CTC `BaseASRModel`) to `path` as ONNX; returns the path."""
+    import onnx
+
+    path = Path(path)
+    model = model.cpu().eval()
+    graph = _CTCGraph(model).eval()
+    rate = model.sample_rate
+    lengths = torch.tensor([int(s * rate) for s in EXAMPLE_SECONDS])
+    waveforms = torch.randn(len(lengths), int(lengths.max()), generator=torch.Generator().manual_seed(0)) * 0.1
+    batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=model.features.n_fft,
+                                                                       max=rate * 3600)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with torch.no_grad():
+            program = torch.onnx.export(
+                graph, (waveforms, lengths), input_names=["waveforms", "lengths"],
+                output_names=["logits", "frame_lengths"], dynamic_shapes=({0: batch, 1: samples}, {0: batch}),
+                opset_version=OPSET, dynamo=True, verbose=False)
+        proto = program.model_proto
+        meta = {"format": 1, "model_name": model.name, "config": model.config, "source": source,
+                "sample_rate": rate, "n_fft": model.features.n_fft, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "torch": torch.__version__, "quantized": False}
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
+        onnx.save(proto, tmp)
+        _replace_atomically(tmp, path)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, ExportError):
+            raise
+        raise ExportError(f"ONNX export of model {model.name!r} failed: {err.__class__.__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    return path
+
+
+def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """A dynamically quantised (int8 weights) copy of an exported file, metadata kept; returns the path."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32, path = Path(fp32), Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8)
+        proto = onnx.load(tmp)
+        meta = {**read_metadata(fp32), "quantized": "int8 (dynamic)"}
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
+        onnx.save(proto, tmp)
+        _replace_atomically(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The `asr_poc` metadata of an exported file (ExportError if it has none)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise ExportError(f"{path}: not an ONNX file ({err.__class__.__name__})") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise ExportError(f"{path}: no asr_poc metadata (export it with: asr-poc export RUN --format onnx)")
+    return json.loads(props[METADATA_KEY])
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, int8: bool = False, out_dir: Optional[str | os.PathLike] = None
+                      ) -> dict:
+    """Export a checkpoint file next to itself (or into `out_dir`): `<stem>.onnx` and with `int8` `<stem>.int8.onnx`.
+
+    Returns the paths, sizes and the export time.
+    """
+    from .models.interface import BaseASRModel
+
+    checkpoint = Path(checkpoint)
+    model = BaseASRModel.from_checkpoint(checkpoint, device="cpu")
+    folder = Path(out_dir) if out_dir else checkpoint.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fp32 = export_onnx(model, folder / f"{checkpoint.stem}.onnx", source=str(checkpoint))
+    result = {"checkpoint": str(checkpoint), "onnx": str(fp32), "onnx_bytes": fp32.stat().st_size,
+              "export_seconds": round(time.perf_counter() - start, 1)}
+    if int8:
+        q = quantize_int8(fp32, folder / f"{checkpoint.stem}.int8.onnx")
+        result.update(int8=str(q), int8_bytes=q.stat().st_size)
+    return result
+
+
+def resolve_checkpoint(run_or_checkpoint: str, root: Optional[str] = None) -> Path:
+    """A checkpoint file as given, or a run's (id or folder) best.pt, else its last.pt."""
+    path = Path(run_or_checkpoint)
+    if path.is_file():
+        return path
+    from .runs import Run
+
+    run = Run.open(run_or_checkpoint, root=root)
+    for name in ("best.pt", "last.pt"):
+        if (run.path / name).is_file():
+            return run.path / name
+    raise ExportError(f"run {run.id}: no best.pt or last.pt to export yet")
+
+
+class OnnxCTCModel:
+    """An exported model run by onnxruntime, with the part of `BaseASRModel` that `Transcriber` and bench use."""
+
+    streaming = False
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.meta = read_metadata(self.path)
+        self.name = f"{self.meta['model_name']} (onnx{', int8' if self.meta.get('quantized') else ''})"
+        self.config = self.meta["config"]
+        self.tokenizer = CharTokenizer(self.config["vocab"])
+        self.features = SimpleNamespace(sample_rate=int(self.meta["sample_rate"]), n_fft=int(self.meta["n_fft"]))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.threads = options.intra_op_num_threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def eval(self) -> "OnnxCTCModel":
+        return self
+
+    def train(self, mode: bool = True) -> "OnnxCTCModel":
+        return self
+
+    @property
+    def training(self) -> bool:
+        return False
+
+    def num_parameters(self) -> int:
+        import onnx
+
+        proto = onnx.load(str(self.path))
+        return int(sum(np.prod(t.dims) for t in proto.graph.initializer))
+
+    def ctc_logits(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, frames = self.session.run(None, {
+            "waveforms": waveforms.detach().float().cpu().numpy(),
+            "lengths": lengths.detach().to(torch.int64).cpu().numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(frames)
+
+    def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Greedy CTC, as the eager model's `transcribe`."""
+        logits, frames = self.ctc_logits(waveforms, lengths)
+        best = logits.argmax(-1)
+        return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames)]
+
+    def inference(self, waveform) -> str:
+        wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(1, -1)
+        return self.transcribe(wav, torch.tensor([wav.shape[1]]))[0]

@@ -1,0 +1,123 @@
+"""ONNX export: the exported graph computes the eager model's logits, int8 runs, streaming models export."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from asr_poc.export import ExportError, OnnxCTCModel, export_onnx, read_metadata  # noqa: E402
+from asr_poc.text import CharTokenizer  # noqa: E402
+
+VOCAB = CharTokenizer.from_texts(["the quick brown fox jumps over the lazy dog's back"]).vocab
+TINY = {"encoder_dim": 32, "num_heads": 2, "num_layers": 1, "ffn_dim": 64, "kernel_size": 3}
+
+
+def confident_model(**extra):
+    """A tiny untrained conformer whose CTC head is scaled up: clear argmaxes, so a transcript is well defined."""
+    from asr_poc.plugins import get_model_class
+
+    torch.manual_seed(0)
+    model = get_model_class("conformer")({"vocab": VOCAB, **TINY, **extra}).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(30.0)
+    return model
+
+
+def close(got: torch.Tensor, ref: torch.Tensor) -> bool:
+    """Equal up to float32 rounding: within 1e-3 of the logits' scale (onnxruntime's STFT sums in another order, and
+    log10 of the mel energy of near-silent frames magnifies that; measured: 1.4e-4 of the scale)."""
+    return got.shape == ref.shape and float((got - ref).abs().max()) <= 1e-3 * float(ref.abs().max())
+
+
+def held_out_audio(n: int = 4) -> list[np.ndarray]:
+    """Real recordings shipped in the package (no model here has heard them), at 16 kHz."""
+    from asr_poc.audio import load_audio
+
+    wavs = sorted((Path(__file__).parents[1] / "asr_poc" / "data" / "real_check" / "wavs").glob("*.wav"))[:n]
+    return [load_audio(w, 16000) for w in wavs]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The tiny model saved as a checkpoint and exported with `asr-poc export CHECKPOINT --int8`."""
+    from asr_poc.cli import main
+
+    folder = tmp_path_factory.mktemp("run")
+    model = confident_model()
+    model.save_checkpoint(folder / "best.pt")
+    assert main(["export", str(folder / "best.pt"), "--format", "onnx", "--int8"]) == 0
+    return model, folder
+
+
+def test_export_writes_both_files_atomically_with_metadata(exported):
+    _, folder = exported
+    assert sorted(p.name for p in folder.iterdir()) == ["best.int8.onnx", "best.onnx", "best.pt"]  # no temp files
+    meta = read_metadata(folder / "best.onnx")
+    assert meta["model_name"] == "conformer" and meta["config"]["vocab"] == VOCAB and not meta["quantized"]
+    assert read_metadata(folder / "best.int8.onnx")["quantized"]
+    assert (folder / "best.int8.onnx").stat().st_size < 0.9 * (folder / "best.onnx").stat().st_size
+
+
+def test_fp32_onnx_gives_the_eager_logits_and_transcripts_on_held_out_audio(exported):
+    from asr_poc.inference import Transcriber
+
+    model, folder = exported
+    onnx_model = OnnxCTCModel(folder / "best.onnx")
+    eager, runtime = Transcriber(model), Transcriber.from_checkpoint(folder / "best.onnx")
+    for audio in held_out_audio():
+        wav, n = torch.from_numpy(audio)[None], torch.tensor([len(audio)])
+        with torch.no_grad():
+            ref, ref_frames = model.encode(wav, n)
+        got, frames = onnx_model.ctc_logits(wav, n)
+        assert torch.equal(frames, ref_frames)
+        assert close(got, ref), float((got - ref).abs().max())
+        assert runtime.transcribe(audio, source_rate=16000).text == eager.transcribe(audio, source_rate=16000).text
+    # a padded batch of different lengths: each row as alone
+    audios = held_out_audio()[:3]
+    lengths = torch.tensor([len(a) for a in audios])
+    batch = torch.zeros(3, int(lengths.max()))
+    for i, a in enumerate(audios):
+        batch[i, : len(a)] = torch.from_numpy(a)
+    assert onnx_model.transcribe(batch, lengths) == model.transcribe(batch, lengths)
+
+
+def test_int8_runs_and_its_wer_difference_is_reported(exported):
+    from asr_poc.bench.export import compare_backends
+
+    model, folder = exported
+    audio = held_out_audio(3)
+    result = compare_backends(model, {"onnx": folder / "best.onnx", "int8": folder / "best.int8.onnx"}, audio,
+                              references=None, rate=16000, repeats=1)
+    rows = {r["backend"]: r for r in result["backends"]}
+    assert set(rows) == {"eager", "onnx", "int8"}
+    assert rows["onnx"]["wer_vs_eager"] == 0.0  # the same transcripts as eager
+    assert 0.0 <= rows["int8"]["wer_vs_eager"] <= 2.0 and rows["int8"]["rtfx"] > 0
+    assert rows["eager"]["speedup"] == 1.0 and rows["int8"]["speedup"] > 0
+    assert "load_average" in result
+
+
+def test_streaming_conformer_exports_with_full_context(tmp_path):
+    model = confident_model(streaming_chunk_ms=160)
+    assert model.streaming
+    path = export_onnx(model, tmp_path / "stream.onnx")
+    wav = torch.randn(2, 24000, generator=torch.Generator().manual_seed(3)) * 0.1
+    n = torch.tensor([24000, 17000])
+    with torch.no_grad():
+        ref, ref_frames = model.encode(wav, n, chunk=None)
+    got, frames = OnnxCTCModel(path).ctc_logits(wav, n)
+    assert torch.equal(frames, ref_frames) and close(got, ref)
+
+
+def test_export_errors_are_one_line(tmp_path):
+    from asr_poc.cli import main
+
+    bad = tmp_path / "x.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ExportError, match="not an ONNX file"):
+        read_metadata(bad)
+    assert main(["export", str(tmp_path / "missing-run")]) == 1
