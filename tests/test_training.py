@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from asr_poc.config import load_config
+from asr_poc.datasets.bucketing import DynamicBucketingSampler
 from asr_poc.datasets.interface import DurationBucketSampler
 from asr_poc.evaluation import evaluate
 from asr_poc.inference import Transcriber
@@ -193,3 +194,25 @@ def test_torchrun_trains_one_run_on_two_processes_with_ddp(small_corpus, tmp_pat
     assert len(steps) == one_process // 2  # the batches are shared out: half the steps of one process
     assert steps[0]["audio_seconds_per_second"] > 0 and any("x 2" in e["message"] for e in run.events("log"))
     assert torch.load(run.last_checkpoint, weights_only=False)["step"] == len(steps)
+
+
+def test_resume_is_exact_with_batches_by_duration(small_corpus: Path, tmp_path: Path):
+    """training.batch_seconds: 7 steps in one go, and 3 steps + resume (inside the first epoch) for 4 more, give the
+    same weights; the batches hold at most that many seconds of padded audio."""
+    by_duration = ("training.batch_seconds=60", "training.epochs=100")
+    straight = Run.create(tiny_config(small_corpus, tmp_path, "training.max_steps=7", *by_duration))
+    assert train(straight)["state"] == "finished"
+    split = Run.create(tiny_config(small_corpus, tmp_path, "training.max_steps=3", *by_duration))
+    assert train(split)["state"] == "finished"
+    split.override_training(["training.max_steps=7"])
+    assert train(split, resume=True)["state"] == "finished"
+
+    durations = load_dataset("synthetic", split.config["datasets"]["synthetic"], "train").durations()
+    sampler = DynamicBucketingSampler(durations, 60, seed=split.config["training"]["seed"])
+    assert 3 < len(sampler) < 7, "the resume falls inside the first epoch and the run crosses into the second"
+    assert all(max(durations[i] for i in b) * len(b) <= 60 for b in sampler.batches())
+    assert any("batches an epoch of 60 s" in e["message"] for e in split.events("log"))
+    assert any("resumed from last.pt at step 3 (epoch 1, batch 3" in e["message"] for e in split.events("log"))
+    a, b = weights(straight.last_checkpoint), weights(split.last_checkpoint)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)

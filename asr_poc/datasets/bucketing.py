@@ -1,7 +1,7 @@
 """Batches by duration: a bucketing batch sampler in the spirit of lhotse's `DynamicBucketingSampler`.
 
 Utterances are put into `num_buckets` buckets of similar duration (boundaries at the duration quantiles, fixed
-for the corpus). Each epoch, every bucket is shuffled and cut, in that order, into batches that hold at most
+for the corpus; fewer for a small corpus, at least `MIN_BUCKET_SIZE` utterances a bucket). Each epoch, every bucket is shuffled and cut, in that order, into batches that hold at most
 `max_seconds` of *padded* audio (the longest utterance of the batch x its count: what the model computes and
 memory holds); inside a bucket that is close to the sum of the durations. An utterance longer than `max_seconds`
 is a batch of its own, never dropped. The batches of all buckets are then shuffled together.
@@ -23,6 +23,7 @@ from torch.utils.data import Sampler
 from .interface import DurationBucketSampler
 
 DEFAULT_BUCKETS = 10
+MIN_BUCKET_SIZE = 50  # utterances: fewer buckets for a small corpus, so that a bucket still fills several batches
 
 
 class DynamicBucketingSampler(Sampler[list[int]]):
@@ -39,7 +40,7 @@ class DynamicBucketingSampler(Sampler[list[int]]):
         self.seed, self.shuffle = seed, shuffle
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
-        self.boundaries = bucket_boundaries(self.durations, num_buckets)
+        self.boundaries = bucket_boundaries(self.durations, max(1, min(num_buckets, len(durations) // MIN_BUCKET_SIZE)))
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose batches `batches()` returns (the shuffle is drawn from seed and epoch)."""

@@ -36,6 +36,7 @@ class RunHandle:
                  process: Optional[subprocess.Popen] = None, stop_event: Optional[threading.Event] = None):
         self.run = run
         self.thread, self.process, self.stop_event = thread, process, stop_event
+        self.ended: Optional[dict] = None  # the status train() returned, where it ran in this thread
 
     def __repr__(self) -> str:
         return f"RunHandle({self.run.id!r}, state={self.status.get('state')!r})"
@@ -117,6 +118,52 @@ def start_run(run: Run, background: Background = "thread", resume: bool = False,
     finally:
         if lock is not None:
             lock.release()
+
+
+def start_on_all_ranks(run: Optional[Run], resume: bool = False) -> RunHandle:
+    """Under torchrun (`torchrun --nproc_per_node N -m asr_poc train ...`): train one run with every rank, in the
+    foreground, and return when it ends.
+
+    Rank 0 passes the run (a folder it has just made, or the one to resume) and takes the runs folder's lock; the
+    other ranks pass None. Rank 0 then sends the run's folder to the others over torchrun's process group (the
+    rendezvous every rank joins anyway: nothing to guess, no file to race for, and it works across machines that
+    share the runs folder). If rank 0 cannot start it (another run holds the lock), every rank raises the same
+    one-line `RunAlreadyActive`. The first Ctrl-C stops every rank cleanly after the current step."""
+    # torch: imported only where training happens (following a run must not import it)
+    from .distributed import Ranks, from_rank_0, join_group, leave_group
+    from .trainer import train
+
+    ranks = Ranks.from_env()
+    join_group(ranks)
+    lock, outcome, refusal = None, None, None
+    if ranks.master:
+        try:
+            if run is None:
+                raise ValueError("rank 0 must pass the run it trains")
+            if run.is_active:
+                raise RunAlreadyActive(f"run {run.id} is already {run.status.get('state')}; stop it first")
+            lock = _take_lock(run)
+            run.clear_stop()
+            outcome = {"run": str(run.path)}
+        except Exception as err:  # told to every rank first, so that none waits for a run that never comes
+            refusal, outcome = err, {"error": str(err)}
+    try:
+        outcome = from_rank_0(outcome, ranks)
+        if refusal is not None:
+            raise refusal
+        if "error" in outcome:
+            raise RunAlreadyActive(outcome["error"])
+        run = run if ranks.master else Run(outcome["run"])
+        stop_event = threading.Event()
+        with _first_ctrl_c_stops(stop_event):
+            ended = train(run, resume=resume, stop_event=stop_event, progress=ranks.master)
+        handle = RunHandle(run)
+        handle.ended = ended  # this rank's view: rank 0 may not have written status.json yet
+        return handle
+    finally:
+        if lock is not None:
+            lock.release()
+        leave_group()  # train() has left already, unless the run never started
 
 
 def _take_lock(run: Run) -> RunsFolderLock:
