@@ -69,34 +69,46 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_train(args) -> int:
+    import os
     import shutil
 
     from .config import load_config
-    from .training.launcher import RunAlreadyActive, start_run
+    from .training.launcher import RunAlreadyActive, start_on_all_ranks, start_run
     from .runs import Run
 
     background = "process" if args.background else "foreground"
+    # `torchrun --nproc_per_node N -m asr_poc train ...` runs this on every rank: rank 0 makes the run, all train it
+    under_torchrun, rank_0 = int(os.environ.get("WORLD_SIZE", "1")) > 1, os.environ.get("RANK", "0") == "0"
+    if under_torchrun and args.background:
+        print("error: --background does not go with torchrun (torchrun is the launcher)", file=sys.stderr)
+        return 2
     if args.resume:
         run = Run.open(args.resume, root=args.root)
-        if _train_overrides(args):
+        if _train_overrides(args) and rank_0:
             run.override_training(_train_overrides(args))
     else:
-        cfg = load_config(args.config, _train_overrides(args))
+        cfg = load_config(args.config, _train_overrides(args))  # every rank checks the arguments
         if args.root:
             cfg["checkpoint_dir"] = args.root
-        run = Run.create(cfg, root=args.root)
-    print(run.path, flush=True)
+        run = Run.create(cfg, root=args.root) if rank_0 else None
+    if rank_0:
+        print(run.path, flush=True)
     if args.create_only:
         return 0
     try:
-        handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
+        if under_torchrun:
+            handle = start_on_all_ranks(run if rank_0 else None, resume=bool(args.resume))
+        else:
+            handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
     except RunAlreadyActive:
-        if not args.resume:  # the folder made a moment ago holds nothing yet
+        if not args.resume and run is not None:  # the folder made a moment ago holds nothing yet
             shutil.rmtree(run.path, ignore_errors=True)
         raise
     if args.background:
         return 0
     status = handle.status
+    if not rank_0:
+        return 0 if (handle.ended or status).get("state") in ("finished", "stopped") else 1
     print(f"{status.get('state')}: step {status.get('step')}, epoch {status.get('epoch')}, "
           f"best dev CER {_fmt(status.get('best_cer'))}, WER {_fmt(status.get('best_wer'))}")
     if status.get("error"):
