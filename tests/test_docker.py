@@ -146,6 +146,8 @@ def test_compose_has_health_checks_and_a_cpu_only_profile():
         check = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/" in check and "python" in check, f"{name}: its health check asks its own port"
         assert f"--port {port}" in service["command"] or f"--port={port}" in service["command"]
+        token = "ASR_POC_TOKEN" if "dashboard" in service["command"] else "JUPYTER_TOKEN"
+        assert service["environment"][token].startswith("${" + token + ":?"), f"{name}: a token, no default"
         if "dashboard" in service["command"]:
             assert check.rstrip("')\" ").split(f":{port}")[1].startswith("/login"), \
                 "the dashboard's check asks for the login page (a page itself would start a kernel)"
