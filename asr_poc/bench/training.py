@@ -40,8 +40,12 @@ def training_config(model_name: str, model_section: dict, config_path: Optional[
 
 def measure_training(model_name: str, model_section: dict, config_path: Optional[str] = None,
                      overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3, threads: Optional[int] = None,
-                     batch_size: Optional[int] = None, timeout: float = 900.0) -> dict:
-    """Train `warmup + steps` steps in a child process; return throughput and memory figures."""
+                     batch_size: Optional[int] = None, timeout: float = 900.0, env: Optional[dict] = None,
+                     background: bool = False) -> dict:
+    """Train `warmup + steps` steps in a child process; return throughput and memory figures.
+
+    `env` is added to the child's environment (before it imports torch); `background` applies the thread policy
+    as a background run does (`asr_poc.threads.prepare_process(background=True)`: niced)."""
     from ..runs import Run
 
     warmup = max(1, warmup)
@@ -50,8 +54,9 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
                               batch_size)
         run = Run.create(cfg, root=root)
         started = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "asr_poc.bench.training", str(run.path)],
-                               capture_output=True, text=True, timeout=timeout)
+        child = subprocess.run([sys.executable, "-m", "asr_poc.bench.training", str(run.path),
+                                *(["--background"] if background else [])],
+                               capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
         wall = time.perf_counter() - started
         status = run.status
         if child.returncode != 0 or status.get("state") != "finished":
@@ -63,6 +68,22 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
         return {**figures, **memory, "batch_size": tc["batch_size"], "spec_augment": tc["spec_augment"],
                 "optimizer": tc["optimizer"], "process_wall_seconds": wall,
                 "path": "asr_poc.training.trainer.train in a child process"}
+
+
+def measure_training_beside_busy_core(model_name: str, model_section: dict, config_path: Optional[str] = None,
+                                      overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3,
+                                      batch_size: Optional[int] = None) -> dict:
+    """`measure_training` as a background run (the config's `training.threads`, niced) beside a pure-Python busy
+    loop on one core (`sharing.BusyLoop`); adds the busy loop's rate kept against its rate alone and the load."""
+    from .sharing import BusyLoop, busy_loop_alone
+
+    alone = busy_loop_alone(2.0)
+    with BusyLoop() as loop:
+        figures = measure_training(model_name, model_section, config_path, overrides, steps=steps, warmup=warmup,
+                                   batch_size=batch_size, background=True)
+        figures["busy_loop_share"] = loop.rate() / alone if alone else None
+    figures["load_average"] = list(os.getloadavg())
+    return figures
 
 
 def throughput_from_events(steps: list[dict], warmup: int) -> dict:
@@ -91,10 +112,14 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _child(run_dir: str) -> int:
+def _child(run_dir: str, background: bool = False) -> int:
+    from ..runs import Run
+    from ..threads import prepare_process
+
+    training = Run(run_dir).config.get("training", {})
+    settings = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=background)
     import torch
 
-    from ..runs import Run
     from ..training.trainer import train
 
     before = _rss_mb()
@@ -105,6 +130,7 @@ def _child(run_dir: str) -> int:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
     memory = {"rss_at_start_mb": before, "peak_rss_mb": after.ru_maxrss / 1024, "threads": torch.get_num_threads(),
+              "thread_settings": settings,
               # cores this process kept busy on average; below `threads` means other processes took CPU from it
               "cores_used": cpu / wall if wall > 0 else None, "device": "cpu", "peak_cuda_mb": None}
     if torch.cuda.is_available():
@@ -115,4 +141,4 @@ def _child(run_dir: str) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(_child(sys.argv[1], background="--background" in sys.argv[2:]))

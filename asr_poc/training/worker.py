@@ -16,8 +16,8 @@ import sys
 import threading
 
 from ..runs import Run
+from ..threads import describe, prepare_process
 from .run_lock import RunAlreadyActive, RunsFolderLock
-from .trainer import train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
 
+    training = run.config.get("training") or {}
+    threads = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=True)
+    from .trainer import train  # after prepare_process: OpenMP reads its settings once, when torch loads it
+
+    if os.environ.get("RANK", "0") == "0":
+        run.append_event({"type": "log", "level": "info", "message": describe(threads), "threads": threads})
     stop_event = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop_event.set())
