@@ -22,6 +22,7 @@ import soundfile as sf
 
 from ..config import load_config
 from ..runs import default_root, list_runs
+from ..threads import set_decode_threads
 from .recorder import MicRecorder
 
 if TYPE_CHECKING:  # torch comes with these: a page that never opens the Test tab does not import it
@@ -385,6 +386,7 @@ class TestPanel(w.VBox):
         """Run `fn` on the transcription thread; an unexpected error is shown in the panel, which keeps working."""
         def guarded():
             try:
+                set_decode_threads(self.root)  # one thread while a run trains (asr_poc/threads.py)
                 return fn(*args)
             except Exception as err:
                 self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
