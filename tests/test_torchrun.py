@@ -59,3 +59,13 @@ def test_torchrun_train_is_refused_on_every_rank_while_the_folder_is_locked(smal
     assert result.returncode != 0
     assert result.stderr.count(f"run {holder.id} is training") == 2, result.stderr[-3000:]  # one line a rank
     assert [r.id for r in list_runs(tmp_path)] == [holder.id], "the refused run's folder is removed"
+
+
+def test_background_is_refused_under_torchrun(monkeypatch, tmp_path, capsys):
+    from asr_poc.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--background", "--root", str(tmp_path)]) == 2
+    assert "--background does not go with torchrun" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "no run folder made"
