@@ -94,3 +94,27 @@ def test_from_checkpoint_refuses_what_is_not_a_checkpoint(tmp_path):
         BaseASRModel.from_checkpoint(tmp_path / "x.pt")
     with pytest.raises(FileNotFoundError):
         BaseASRModel.from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_encoder_loads_torchaudio_conformer_weights_and_computes_the_same():
+    """Checkpoints trained with torchaudio's Conformer load into `streaming.ConformerEncoder` (same parameter names)
+    and give the same frames, with padding in the batch and without; train mode too (dropout off)."""
+    from torchaudio.models import Conformer
+
+    from asr_poc.models.streaming import ConformerEncoder
+
+    torch.manual_seed(0)
+    theirs = Conformer(input_dim=32, num_heads=2, ffn_dim=64, num_layers=2, depthwise_conv_kernel_size=7, dropout=0.0)
+    for norm in [m for m in theirs.modules() if isinstance(m, torch.nn.BatchNorm1d)]:
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.5, 2.0)
+    ours = ConformerEncoder(32, 2, 64, 2, 7, 0.0)
+    ours.load_state_dict(theirs.state_dict())  # strict: every name matches
+    x, lengths = torch.randn(3, 20, 32), torch.tensor([20, 13, 7])
+    for mode in ("eval", "train"):
+        getattr(theirs, mode)(), getattr(ours, mode)()
+        expected, _ = theirs(x, lengths)
+        got = ours(x, lengths)
+        for i, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(got[i, :n], expected[i, :n], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ours(x[:1], lengths[:1]), theirs(x[:1], lengths[:1])[0], atol=1e-4, rtol=1e-4)

@@ -15,7 +15,8 @@ import torchaudio
 from asr_poc.audio import AudioError, load_audio
 from asr_poc.config import ConfigError, load_config
 from asr_poc.inference import REDECODE_SECONDS, StreamResampler, Transcriber
-from asr_poc.models.conformer import ConformerConfig, ConformerCTC, chunk_attention_mask
+from asr_poc.models.conformer import ConformerConfig, ConformerCTC
+from asr_poc.models.streaming import chunk_attention_mask
 from asr_poc.models.features import FeatureSpec, LogMel, StreamingLogMel
 from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
 from asr_poc.text import CharTokenizer

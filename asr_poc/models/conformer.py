@@ -1,10 +1,10 @@
-"""Conformer-CTC: convolutional subsampling (4x or 8x) + torchaudio's Conformer encoder + a linear CTC head.
+"""Conformer-CTC: convolutional subsampling (4x or 8x) + a conformer encoder (`streaming.py`) + a linear CTC head.
 
 Log-mel features are computed inside the model, on its device. Decoding is greedy CTC: one argmax pass,
 no beam search and no language model, which is what makes it fast.
 
 Streaming mode (`streaming_chunk_ms` set; off by default, which keeps the full-context model unchanged): the
-same torchaudio layers are run by `chunked_encoder` with a chunked attention mask (each frame sees its own chunk
+same layers run with a chunked attention mask (each frame sees its own chunk
 and `left_chunks` chunks before it, never the future) and a causal depthwise convolution, as in WeNet's U2 and
 icefall's streaming conformers. With `dynamic_chunk_training`, each training batch draws its chunk size: full
 context half the time, else 1-25 frames, so one model serves full-context decoding (`transcribe`) and streaming
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
-from torchaudio.models import Conformer
 
 from .features import StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
+from .streaming import ConformerEncoder, chunk_attention_mask  # noqa: F401 (rnnt_conformer imports it from here)
 
 SIZES: dict[str, dict[str, int]] = {
     # xs: 32 subsampling channels, not 144: the convolutions took half of the decoding time (benchmarks/results)
@@ -103,22 +103,9 @@ class ConvSubsampling(nn.Module):
         return self._project(x)
 
 
-def chunk_attention_mask(lengths: torch.Tensor, frames: int, chunk: Optional[int], left_chunks: Optional[int],
-                         num_heads: int) -> torch.Tensor:
-    """Boolean mask (B*heads, T, T), True = may not attend: padding, the future beyond a frame's chunk, and chunks
-    more than `left_chunks` back. `chunk=None` leaves only padding (full context). A frame always sees itself."""
-    idx = torch.arange(frames, device=lengths.device)
-    blocked = torch.zeros(frames, frames, dtype=torch.bool, device=lengths.device)
-    if chunk is not None:
-        ci = idx // chunk
-        blocked = ci[None, :] > ci[:, None]
-        if left_chunks is not None:
-            blocked |= ci[None, :] < ci[:, None] - left_chunks
-    mask = blocked[None] | (idx[None, :] >= lengths[:, None])[:, None, :]
-    mask &= ~torch.eye(frames, dtype=torch.bool, device=lengths.device)  # no row is all masked (padding rows)
-    return mask.repeat_interleave(num_heads, dim=0)
-
-
+# `causal_convolution` and `conformer_layer` run a torchaudio `ConformerLayer` (or a `streaming.ConformerLayer`, which
+# has the same submodules) chunk-masked and causal; the rnn-t's conformer encoder (rnnt_conformer.py) still uses them.
+# ConformerCTC runs `streaming.ConformerEncoder`.
 def causal_convolution(module: nn.Module, x: torch.Tensor, history: Optional[torch.Tensor] = None
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """torchaudio's conformer convolution module with its depthwise convolution made causal (left padding only).
@@ -169,26 +156,16 @@ class ConformerCTC(BaseASRModel):
         super().__init__(config)
         c = ConformerConfig.model_validate({k: v for k, v in config.items() if k in ConformerConfig.model_fields})
         self.subsampling = ConvSubsampling(c.input_dim, c.encoder_dim, c.subsampling, c.subsampling_channels)
-        self.encoder = Conformer(
-            input_dim=c.encoder_dim, num_heads=c.num_heads, ffn_dim=c.ffn_dim, num_layers=c.num_layers,
-            depthwise_conv_kernel_size=c.kernel_size, dropout=c.dropout,
-        )
+        self.encoder = ConformerEncoder(c.encoder_dim, c.num_heads, c.ffn_dim, c.num_layers, c.kernel_size, c.dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.encoder_dim, len(self.tokenizer))
         # streaming mode: chunks of `chunk_frames` encoder frames
         self.streaming = c.streaming_chunk_ms is not None
-        self.num_heads, self.left_chunks, self.dynamic_chunks = c.num_heads, c.left_chunks, c.dynamic_chunk_training
+        self.left_chunks, self.dynamic_chunks = c.left_chunks, c.dynamic_chunk_training
         frame_ms = 1000.0 * self.features.hop_length * c.subsampling / self.sample_rate
         self.chunk_frames = max(1, round(c.streaming_chunk_ms / frame_ms)) if self.streaming else None
         self.chunk_ms = self.chunk_frames * frame_ms if self.streaming else 0.0
         self.lookahead_ms = 0.0  # the subsampling's look-ahead ends inside the chunk (see the module docstring)
-
-    def chunked_encoder(self, x: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int]) -> torch.Tensor:
-        """The encoder of streaming mode over whole utterances: chunk mask (None: full context), causal convs."""
-        mask = chunk_attention_mask(lengths, x.shape[1], chunk, self.left_chunks, self.num_heads)
-        for layer in self.encoder.conformer_layers:
-            x, _, _ = conformer_layer(layer, x, mask)
-        return x
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,10 +176,7 @@ class ConformerCTC(BaseASRModel):
         feats, feat_lengths = self.frontend(waveforms, lengths)
         x, x_lengths = self.subsampling(feats, feat_lengths)
         x_lengths = x_lengths.clamp(max=x.shape[1])
-        if self.streaming:
-            x = self.chunked_encoder(x, x_lengths, chunk)
-        else:
-            x, x_lengths = self.encoder(x, x_lengths)
+        x = self.encoder(x, x_lengths, chunk, self.left_chunks, causal=self.streaming)
         return self.head(self.dropout(x)), x_lengths
 
     def training_chunk(self) -> Optional[int]:
@@ -234,10 +208,8 @@ class ConformerCTC(BaseASRModel):
             return super().init_stream_state()
         if getattr(self, "_stream_features", None) is None:
             self._stream_features = StreamingLogMel(self.frontend)
-        layers = len(self.encoder.conformer_layers)
         return {"features": self._stream_features.init_state(), "subsampling": [None] * self.subsampling.layers,
-                "frames": None, "left": [None] * layers, "history": [None] * layers, "last": self.tokenizer.blank_id,
-                "tokens": []}
+                "frames": None, "encoder": self.encoder.init_state(), "last": self.tokenizer.blank_id, "tokens": []}
 
     @torch.inference_mode()
     def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
@@ -247,12 +219,8 @@ class ConformerCTC(BaseASRModel):
         frames = x if state["frames"] is None else torch.cat([state["frames"], x], dim=1)
         while frames.shape[1] >= self.chunk_frames or (final and frames.shape[1] > 0):
             chunk, frames = frames[:, : self.chunk_frames], frames[:, self.chunk_frames :]
-            for i, layer in enumerate(self.encoder.conformer_layers):
-                chunk, q, state["history"][i] = conformer_layer(layer, chunk, None, state["left"][i],
-                                                                state["history"][i])
-                left = q if state["left"][i] is None else torch.cat([state["left"][i], q], dim=1)
-                keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
-                state["left"][i] = left if keep is None else left[:, left.shape[1] - keep :]
+            keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
+            chunk = self.encoder.stream(chunk, state["encoder"], keep)
             for token in self.head(chunk)[0].argmax(-1).tolist():  # CTC: merge repeats (across chunks), drop blanks
                 if token != state["last"] and token != self.tokenizer.blank_id:
                     state["tokens"].append(token)
