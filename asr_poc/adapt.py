@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Optional
 
 from .config import deep_merge, validate_config
-from .io import load_yaml_text
-from .paths import resolve_path
 from .datasets.mix import part_config
 from .datasets.recordings import DEFAULT_PATH as DEFAULT_RECORDINGS
 from .datasets.recordings import RecordingsDataset, RecordingStore
-from .io import atomic_write_text
-from .training.launcher import Background, RunHandle, start_run
+from .evaluation import evaluate
+from .io import atomic_write_text, load_yaml_text
+from .models.interface import BaseASRModel
+from .paths import resolve_path
+from .plugins import get_dataset_class
 from .runs import Run
+from .training.launcher import Background, RunHandle, start_run
 
 ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0
@@ -39,7 +41,6 @@ def checkpoint_model_name(checkpoint: str | os.PathLike) -> str:
         name = (load_yaml_text(run_config.read_text()) or {}).get("model")
         if name:
             return str(name)
-    from .models.interface import BaseASRModel
 
     return BaseASRModel.from_checkpoint(path).name
 
@@ -84,8 +85,6 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
 
 def auto_repeat(corpus_config: dict, corpus: str, recordings_config: dict) -> int:
     """Repeat factor that makes the recordings about RECORDINGS_SHARE of an epoch (at least DEFAULT_REPEAT)."""
-    from .plugins import get_dataset_class
-
     clips = len(RecordingsDataset(recordings_config, "train")) if resolve_path(recordings_config["path"]).is_dir() else 0
     try:
         utterances = len(get_dataset_class(corpus)(corpus_config, "train"))
@@ -98,9 +97,6 @@ def auto_repeat(corpus_config: dict, corpus: str, recordings_config: dict) -> in
 def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: Optional[str] = None,
                       split: str = "test") -> Optional[dict]:
     """WER/CER of `checkpoint` on `speaker`'s clips of `split` (None when there are none)."""
-    from .evaluation import evaluate
-    from .models.interface import BaseASRModel
-
     model = BaseASRModel.from_checkpoint(resolve_path(checkpoint))
     config = {**recordings, "speakers": [speaker] if speaker else [], "sample_rate": model.sample_rate}
     dataset = RecordingsDataset(config, split)

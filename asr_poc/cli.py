@@ -7,7 +7,14 @@ import sys
 import time
 from typing import Callable, Optional
 
-from .config import ConfigError
+from . import __version__
+from .bench.report import markdown
+from .config import ConfigError, dataset_section, load_config
+from .io import dump_yaml
+from .plugins import load_dataset
+from .runs import Run, list_runs
+from .training.launcher import RunAlreadyActive, start_on_all_ranks, start_run, still_active, stop_run
+from .ui.history import format_age
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -17,7 +24,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from .datasets import real_check, synthetic
+    from .datasets import real_check, synthetic  # torch: loaded only by the commands that need it
 
     if args.name == "real-check":
         print(real_check.prepare(args.out or "data/real-check"))
@@ -51,8 +58,7 @@ def _train_overrides(args) -> list[str]:
 
 
 def cmd_adapt(args) -> int:
-    from .adapt import adaptation_summary, start_adaptation
-    from .config import load_config
+    from .adapt import adaptation_summary, start_adaptation  # torch: loaded only by the commands that need it
 
     base = load_config(args.config, args.overrides, check_data=False)
     handle = start_adaptation(base, args.init_from, speaker=args.speaker, minutes=args.minutes,
@@ -71,10 +77,6 @@ def cmd_adapt(args) -> int:
 def cmd_train(args) -> int:
     import os
     import shutil
-
-    from .config import load_config
-    from .training.launcher import RunAlreadyActive, start_on_all_ranks, start_run
-    from .runs import Run
 
     background = "process" if args.background else "foreground"
     # `torchrun --nproc_per_node N -m asr_poc train ...` runs this on every rank: rank 0 makes the run, all train it
@@ -117,8 +119,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from .training.launcher import still_active, stop_run
-
     status = stop_run(args.run, root=args.root, timeout=args.timeout)
     if still_active(status):
         print(f"{args.run}: still {status.get('state')} after {args.timeout:g} s (the stop request stays; "
@@ -132,16 +132,7 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def cmd_runs(args) -> int:
-    from .runs import list_runs
-
     rows = []
     for run in list_runs(args.root):
         s = run.status
@@ -159,15 +150,14 @@ def cmd_runs(args) -> int:
     print(header)
     for r in rows:
         print(f"{r['run']:<36} {str(r['state']):<11} {str(r['model']):<10} {str(r['dataset']):<10} "
-              f"{str(r['step'] or 0):>6} {_fmt(r['best_cer']):>6} {_fmt(r['best_wer']):>6} {_age(r['age_seconds']):>5}")
+              f"{str(r['step'] or 0):>6} {_fmt(r['best_cer']):>6} {_fmt(r['best_wer']):>6} "
+              f"{format_age(r['age_seconds']):>5}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .config import dataset_section, load_config
-    from .evaluation import evaluate
-    from .models.interface import BaseASRModel
-    from .plugins import load_dataset
+    from .evaluation import evaluate  # torch: loaded only by the commands that need it
+    from .models.interface import BaseASRModel  # torch: loaded only by the commands that need it
 
     checkpoint = _eval_checkpoint(args.checkpoint)
     model = BaseASRModel.from_checkpoint(checkpoint, device=resolve_device(args.device))
@@ -196,8 +186,6 @@ def _eval_checkpoint(spec: str):
     """`eval`'s first argument as a checkpoint file: the file itself, or a run's (folder or id) best.pt, else last.pt."""
     from pathlib import Path
 
-    from .runs import Run
-
     if Path(spec).is_file():
         return Path(spec)
     if Path(spec).suffix == ".pt":
@@ -224,9 +212,9 @@ def _write_eval_details(checkpoint, dataset, summary: dict, result: dict):
 
 
 def cmd_transcribe(args) -> int:
-    from .inference import Failure, Transcriber
-
     from tqdm import tqdm
+
+    from .inference import Failure, Transcriber  # torch: loaded only by the commands that need it
 
     transcriber = Transcriber.from_checkpoint(args.checkpoint, device=resolve_device(args.device))
     results = []
@@ -265,9 +253,6 @@ def _add_device_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_config_show(args) -> int:
-    from .config import load_config
-    from .io import dump_yaml
-
     print(dump_yaml(load_config(args.config, args.overrides, check_data=args.check_data)), end="")
     return 0
 
@@ -275,8 +260,7 @@ def cmd_config_show(args) -> int:
 def cmd_bench(args) -> int:
     import importlib.util
 
-    from .bench import BenchOptions, run_bench
-    from .bench.report import markdown
+    from .bench import BenchOptions, run_bench  # torch: loaded only by the commands that need it
 
     if not args.no_write and importlib.util.find_spec("matplotlib") is None:  # say so before minutes of measuring
         print("error: the bench's plot needs matplotlib: pip install 'asr-poc[bench]' (or use --no-write)",
@@ -299,14 +283,13 @@ def cmd_bench(args) -> int:
 
 
 def cmd_dashboard(args) -> int:
-    from .ui.serve import serve
+    from .ui.serve import serve  # Voila and jupyter_server: only the dashboard needs them
 
     return serve(port=args.port, open_browser=args.open, config=args.config, token=args.token, ip=args.ip,
                  hosts=args.allow_host, cull_after=args.cull_after)
 
 
 def cmd_lm_build(args) -> int:
-    from .config import load_config
     from .decoding.lm import build_lm, dataset_texts, parse_hotwords
 
     cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
@@ -322,7 +305,7 @@ def cmd_lm_build(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_checkpoint, resolve_checkpoint
+    from .export import export_checkpoint, resolve_checkpoint  # torch: loaded only by the commands that need it
 
     result = export_checkpoint(resolve_checkpoint(args.run, root=args.root), int8=args.int8, out_dir=args.out)
     if args.json:
@@ -335,13 +318,10 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
     parser = argparse.ArgumentParser(prog="asr-poc", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
-
 
     p = sub.add_parser("prepare", help="build an offline corpus (LJSpeech layout): the espeak-ng synthetic corpus, "
                        "or real-check, the real-speech check set shipped in the package")

@@ -6,6 +6,7 @@
                       eval        {step, epoch, wer, cer, rtf}
                       checkpoint  {path, step, epoch, kind: epoch | last | best}
                       status      {state, error?}
+                      extra_eval  {dataset, step, epoch, wer, cer, rtf, utterances}
                       log         {level: info | warning | error, message}
     status.json     state, pid, hostname, started, updated (the heartbeat), step, epoch, best_cer, best_wer,
                     error, model, dataset, num_parameters (times are unix seconds)
@@ -36,7 +37,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import yaml
 
@@ -316,6 +317,22 @@ class Run:
 
     def clear_stop(self) -> None:
         self.stop_path.unlink(missing_ok=True)
+
+
+def scores_at_best(evals: Iterable[dict], extras: Iterable[dict]) -> dict[str, dict]:
+    """{set: its `extra_eval` event at the step of the best dev CER (the weights best.pt holds), else its latest}.
+
+    `evals` are dev `eval` events, `extras` are `extra_eval` events, both in the order they were written."""
+    finite = [e for e in evals if isinstance(e.get("cer"), (int, float)) and e["cer"] == e["cer"]]
+    best_step = min(finite, key=lambda e: e["cer"])["step"] if finite else None
+    chosen: dict[str, dict] = {}
+    for e in extras:
+        name = e.get("dataset")
+        if name is None:
+            continue
+        if name not in chosen or chosen[name].get("step") != best_step or e.get("step") == best_step:
+            chosen[name] = e
+    return chosen
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[Run]:

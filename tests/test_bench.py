@@ -60,8 +60,8 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
 
 def test_trained_checkpoint_bench_from_the_command_line(trained_run, tmp_path: Path, capsys):
     """A trained run by its folder: WER/CER on the same files as the baseline, ratios, and the plot's points."""
-    from asr_poc.bench.report import accuracy_speed_points
     from asr_poc.cli import main
+    from asr_poc.results import accuracy_speed_points
 
     corpus = trained_run.config["datasets"]["synthetic"]["path"]
     out = tmp_path / "results"
@@ -89,8 +89,8 @@ def test_trained_checkpoint_bench_from_the_command_line(trained_run, tmp_path: P
 
 def test_pocketsphinx_transcribes_espeak_speech(small_corpus: Path):
     from asr_poc.bench.baseline import measure_baseline
-    from asr_poc.config import load_config
     from asr_poc.bench.corpus import load_corpus
+    from asr_poc.config import load_config
     from asr_poc.evaluation import error_rates
 
     corpus = load_corpus(load_config(None, _data_override(small_corpus)), "test", limit=3)
@@ -130,8 +130,8 @@ def test_throughput_counts_only_steps_after_the_warmup():
 
 def test_points_of_runs_never_benched_come_from_their_training(tmp_path: Path):
     from asr_poc.bench.plot import plot_accuracy_speed
-    from asr_poc.bench.report import accuracy_speed_points
     from asr_poc.config import load_config
+    from asr_poc.results import accuracy_speed_points
     from asr_poc.runs import Run
 
     cfg = load_config(None, [f"checkpoint_dir={tmp_path}"], check_data=False)

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import tiny_config
 
 from asr_poc.config import ConfigError
 from asr_poc.datasets.real_check import prepare
-from asr_poc.training.extra_eval import load_extra_sets, score_extra_sets
 from asr_poc.runs import Run
+from asr_poc.training.extra_eval import load_extra_sets, score_extra_sets
 from asr_poc.training.trainer import train
-from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +121,8 @@ def test_the_training_panel_plots_real_check_beside_dev_cer(scored_run):
 
 
 def test_eval_and_bench_score_a_checkpoint_and_pocketsphinx_on_real_check(scored_run, real_check, tmp_path, capsys):
-    from asr_poc.bench.plot import accuracy_speed_points
     from asr_poc.cli import main
+    from asr_poc.results import accuracy_speed_points
 
     data = f"datasets.real-check.path={real_check}"
     assert main(["eval", str(scored_run.best_checkpoint), "--dataset", "real-check", "--json", "--set", data]) == 0

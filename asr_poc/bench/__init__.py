@@ -8,14 +8,13 @@ One purpose per file:
     training.py   training throughput (audio seconds per wall second) and peak memory, on the real trainer
     baseline.py   PocketSphinx (offline, from PyPI), measured on the same files in the same run
     machine.py    what the figures were measured on (CPU, cores, load, GPU)
-    plot.py       accuracy-vs-speed points of all runs (`accuracy_speed_points`, for the dashboard) and the PNG
+    plot.py       the accuracy-vs-speed PNG (its points: `asr_poc.results`, which the dashboard reads too)
     report.py     ratios to the baseline, the JSON and Markdown files
     runner.py     `run_bench`: ties it together
 """
 from __future__ import annotations
 
-_EXPORTS = {"BenchOptions": "runner", "run_bench": "runner", "accuracy_speed_points": "report",
-            "plot_accuracy_speed": "report"}
+_EXPORTS = {"BenchOptions": "runner", "run_bench": "runner", "plot_accuracy_speed": "plot"}
 __all__ = list(_EXPORTS)
 
 

@@ -12,6 +12,9 @@ import numpy as np
 import torch
 import torchaudio
 
+from ..config import dataset_section
+from ..plugins import load_dataset
+
 
 @dataclass
 class BenchCorpus:
@@ -50,9 +53,6 @@ class BenchCorpus:
 
 def load_corpus(cfg: dict, split: str = "test", limit: Optional[int] = None, progress: bool = False) -> BenchCorpus:
     """Read the first `limit` utterances of `split` of the config's data set (validated config from `load_config`)."""
-    from ..config import dataset_section
-    from ..plugins import load_dataset
-
     section = dataset_section(cfg)
     dataset = load_dataset(cfg["dataset"], section, split)
     count = len(dataset) if limit is None else min(limit, len(dataset))

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Optional
 
 from ..io import atomic_write_json, atomic_write_text
-from .plot import accuracy_speed_points, plot_accuracy_speed, points_from_result, speed_only_points  # noqa: F401
+from ..paths import resolve_path
+from ..results import accuracy_speed_points, points_from_result
+from .plot import plot_accuracy_speed, speed_only_points
 
 RATIO_KEYS = ("rtfx_1_thread", "rtfx_thread_cpu", "rtfx_all_threads", "rtfx_batched", "rtfx_cuda", "rtfx_streaming", "wer", "cer")
 
@@ -144,8 +146,6 @@ def markdown(result: dict) -> str:
 # --- files ----------------------------------------------------------------------------------------------------
 def write_report(result: dict, out: str | Path, name: Optional[str] = None, root: Optional[str] = None) -> dict:
     """Write `<name>.json`, `<name>.md` and `<name>.png` (accuracy vs speed of all runs) under `out`."""
-    from ..paths import resolve_path
-
     out_dir = resolve_path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or f"bench-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -6,8 +6,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from . import machine
+from ..config import load_config
+from ..evaluation import error_rates
+from . import baseline, machine, report
 from .corpus import BenchCorpus, load_corpus
+from .speed import measure_speed
+from .streaming import measure_streaming
+from .systems import load_system
+from .training import measure_training
 
 SAMPLES_KEPT = 1000  # transcripts kept in the JSON per system (all of a typical test split)
 
@@ -45,9 +51,6 @@ def _say(options: BenchOptions, text: str) -> None:
 
 def run_bench(options: BenchOptions) -> dict:
     """Measure, compute ratios to the baseline, write JSON/Markdown/PNG under `options.out`; return the result."""
-    from ..config import load_config
-    from . import report
-
     overrides = [*options.overrides, *([f"dataset={options.dataset}"] if options.dataset else [])]
     cfg = load_config(options.config_path, overrides)
     threads_all = machine.describe()["torch_threads"]
@@ -72,8 +75,6 @@ def run_bench(options: BenchOptions) -> dict:
 
 
 def _bench_baseline(corpus: BenchCorpus, options: BenchOptions) -> dict:
-    from . import baseline
-
     entry: dict = {"name": baseline.NAME, "kind": "baseline"}
     if not options.baseline:
         return {**entry, "available": False, "reason": "skipped (--no-baseline)"}
@@ -89,12 +90,6 @@ def _bench_baseline(corpus: BenchCorpus, options: BenchOptions) -> dict:
 
 
 def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: BenchOptions) -> dict:
-    from ..evaluation import error_rates
-    from .speed import measure_speed
-    from .streaming import measure_streaming
-    from .systems import load_system
-    from .training import measure_training
-
     system = load_system(spec, options.config_path, options.overrides, root=options.root)
     entry = system.describe()
     _say(options, f"{system.name}: {entry['parameters']:,} parameters ({system.kind})")
@@ -133,8 +128,6 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
 def _dataset_override(options: BenchOptions) -> list[str]:
     """The data set training throughput is measured on: --dataset, unless it is an evaluation set
     (`training.extra_eval`, e.g. real-check, which has no train split): then the config's own."""
-    from ..config import load_config
-
     if not options.dataset:
         return []
     extra = load_config(options.config_path, options.overrides, check_data=False)["training"]["extra_eval"]
@@ -142,8 +135,6 @@ def _dataset_override(options: BenchOptions) -> list[str]:
 
 
 def _accuracy(corpus: BenchCorpus, hypotheses: list[str]) -> dict:
-    from ..evaluation import error_rates
-
     rates = error_rates(corpus.texts, hypotheses)
     samples = [{"id": i, "reference": r, "hypothesis": h}
                for i, r, h in list(zip(corpus.ids, corpus.texts, hypotheses))[:SAMPLES_KEPT]]

@@ -12,17 +12,12 @@ from typing import Optional
 
 import numpy as np
 
+from ..inference import Transcriber
 from .speed import torch_threads
 
 
 def not_streaming_reason(model) -> Optional[str]:
     """None when `model` can be measured streaming, else why not (one line, for the table)."""
-    try:
-        from ..inference import Transcriber
-    except ImportError as err:  # pragma: no cover - inference is part of the package
-        return f"n/a: {err}"
-    if not hasattr(Transcriber, "open_stream"):
-        return "n/a: Transcriber.open_stream() is not available"
     if not getattr(model, "streaming", False):
         return "n/a: model does not stream"
     if not getattr(model, "chunk_ms", None):
@@ -45,7 +40,6 @@ def measure_streaming(model, waveforms: list[np.ndarray], rate: int, threads: in
     reason = not_streaming_reason(model)
     if reason:
         return {"available": False, "reason": reason}, None
-    from ..inference import Transcriber
 
     parts = latency_parts(model)
     model.to("cpu").eval()

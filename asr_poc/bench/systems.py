@@ -10,7 +10,11 @@ from typing import Optional, Sequence
 
 import torch
 
+from ..config import load_config
 from ..models.interface import BaseASRModel
+from ..plugins import get_model_class
+from ..runs import Run
+from ..text import CharTokenizer
 
 PRESET_ALPHABET = "abcdefghijklmnopqrstuvwxyz'"  # the vocabulary of an untrained preset
 # keys the trainer adds to a model's config, and those hf-ctc adds (its pretrained config, feature extractor, tokenizer)
@@ -57,7 +61,6 @@ def load_system(spec: str, config_path: Optional[str] = None, overrides: Sequenc
     path = Path(spec)
     if path.is_file():
         return _checkpoint(path)
-    from ..runs import Run
 
     run = Run.open(spec, root=root)
     for candidate in (run.best_checkpoint, run.last_checkpoint):
@@ -77,10 +80,7 @@ def _checkpoint(path: Path) -> System:
 
 def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> System:
     """`conformer:xs,subsampling=8` -> an untrained model built exactly as training would build it."""
-    from ..config import load_config
     from ..models.spec import model_config
-    from ..plugins import get_model_class
-    from ..text import CharTokenizer
 
     name, rest = spec.split(":", 1)
     size, *extra = [p.strip() for p in rest.split(",") if p.strip()] or ["xs"]
@@ -91,4 +91,3 @@ def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> 
     torch.manual_seed(0)
     model = get_model_class(name)(model_config(cfg, tokenizer.vocab)).eval()
     return System(name=spec, kind="preset", source=spec, model=model, model_name=name, trained=False)
-

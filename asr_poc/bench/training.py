@@ -20,14 +20,16 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..config import load_config, validate_config
+from ..runs import Run
+from ..training.trainer import train
+
 MEMORY_FILE = "bench_memory.json"
 
 
 def training_config(model_name: str, model_section: dict, config_path: Optional[str], overrides: Sequence[str],
                     root: str, steps: int, threads: Optional[int], batch_size: Optional[int]) -> dict:
     """The config of the throw-away run: the user's config and data set, this model, a step limit, no evals."""
-    from ..config import load_config, validate_config
-
     sets = [*overrides, f"model={model_name}", f"checkpoint_dir={root}", f"training.max_steps={steps}",
             "training.eval_utterances=0", "training.extra_eval=[]", "training.max_minutes=null", "training.epochs=1000",
             f"training.num_threads={threads or 'null'}"]
@@ -46,8 +48,6 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
 
     `env` is added to the child's environment (before it imports torch); `background` applies the thread policy
     as a background run does (`asr_poc.threads.prepare_process(background=True)`: niced)."""
-    from ..runs import Run
-
     warmup = max(1, warmup)
     with tempfile.TemporaryDirectory(prefix="asr-poc-bench-train-") as root:
         cfg = training_config(model_name, model_section, config_path, overrides, root, warmup + steps, threads,
@@ -113,14 +113,11 @@ def _rss_mb() -> float:
 
 
 def _child(run_dir: str, background: bool = False) -> int:
-    from ..runs import Run
     from ..threads import prepare_process
 
     training = Run(run_dir).config.get("training", {})
     settings = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=background)
     import torch
-
-    from ..training.trainer import train
 
     before = _rss_mb()
     usage = resource.getrusage(resource.RUSAGE_SELF)

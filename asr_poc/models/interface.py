@@ -171,3 +171,5 @@ class BaseASRModel(nn.Module, ABC):
         model.load_state_dict(weights)
         return model.to(device).eval()
 
+
+register_base("models", BaseASRModel)  # the registry finds a plugin module's model class by this base

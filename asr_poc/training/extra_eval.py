@@ -12,9 +12,10 @@ beside the dev `eval` events (which stay as they were; best.pt is still chosen b
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..config import validate_section
+from ..evaluation import evaluate
 from ..plugins import PluginNotFound, get_dataset_class
 
 MAX_UTTERANCES = 200  # of each set's test split, per evaluation
@@ -58,8 +59,6 @@ def score_extra_sets(model, sets: dict, step: int, epoch: int, emit: Callable[[d
     """Score `model` on each set, emit one `extra_eval` event per set and return {name: metrics}.
 
     A set that raises is reported once, removed from `sets`, and training goes on."""
-    from ..evaluation import evaluate  # torch: imported only where a model is scored
-
     results = {}
     for name, dataset in list(sets.items()):
         try:
@@ -72,19 +71,3 @@ def score_extra_sets(model, sets: dict, step: int, epoch: int, emit: Callable[[d
         emit({"type": "extra_eval", "dataset": name, "step": step, "epoch": epoch, "utterances": metrics["utterances"],
               **{k: metrics[k] for k in ("wer", "cer", "rtf")}})
     return results
-
-
-def scores_at_best(evals: Iterable[dict], extras: Iterable[dict]) -> dict[str, dict]:
-    """{set: its `extra_eval` event at the step of the best dev CER (the weights best.pt holds), else its latest}.
-
-    `evals` are dev `eval` events, `extras` are `extra_eval` events, both in the order they were written."""
-    finite = [e for e in evals if isinstance(e.get("cer"), (int, float)) and e["cer"] == e["cer"]]
-    best_step = min(finite, key=lambda e: e["cer"])["step"] if finite else None
-    chosen: dict[str, dict] = {}
-    for e in extras:
-        name = e.get("dataset")
-        if name is None:
-            continue
-        if name not in chosen or chosen[name].get("step") != best_step or e.get("step") == best_step:
-            chosen[name] = e
-    return chosen

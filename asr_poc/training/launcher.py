@@ -82,7 +82,7 @@ def start_run(run: Run, background: Background = "thread", resume: bool = False,
     trains in the same runs folder (the run's parent folder): the folder's lock admits one run at a time, however
     close together two Starts come. `root` and `exclusive` are kept for callers; the lock always applies.
     """
-    from .trainer import train
+    from .trainer import train  # torch: the dashboard imports this module and stays light
 
     if background not in ("foreground", "thread", "process"):
         raise ValueError(f"background = {background!r}: must be foreground, thread or process")
@@ -131,7 +131,7 @@ def start_on_all_ranks(run: Optional[Run], resume: bool = False) -> RunHandle:
     one-line `RunAlreadyActive`. The first Ctrl-C stops every rank cleanly after the current step."""
     # torch: imported only where training happens (following a run must not import it)
     from .distributed import Ranks, from_rank_0, join_group, leave_group
-    from .trainer import train
+    from .trainer import train  # torch: the dashboard imports this module and stays light
 
     ranks = Ranks.from_env()
     join_group(ranks)

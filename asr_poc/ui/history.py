@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..runs import scores_at_best
+
 _BATCHES_PER_EPOCH = re.compile(r"(\d+) batches an epoch")
 MAX_LOG_LINES = 300
 
@@ -109,8 +111,6 @@ class RunHistory:
 
     def extra_at_best(self) -> dict[str, dict]:
         """{extra set: its score at the best dev evaluation's step (what best.pt holds), else its latest}."""
-        from ..training.extra_eval import scores_at_best
-
         evals = [{"step": s, "cer": c} for s, c in zip(self.eval_steps, self.cers)]
         return scores_at_best(evals, self.extra_evals)
 

@@ -22,6 +22,8 @@ import ipywidgets as w
 import numpy as np
 
 from ..paths import resolve_path
+from ..runs import list_runs
+from ..training.launcher import RunAlreadyActive
 from .recorder import MicRecorder
 from .training_panel import form_config
 
@@ -130,7 +132,7 @@ class RecordPanel(w.VBox):
     def store(self):
         """The recordings store (imported on first use: it reads audio with torchaudio, which imports torch)."""
         if self._store is None:
-            from ..datasets.recordings import RecordingStore
+            from ..datasets.recordings import RecordingStore  # torch (audio): loaded when the tab is used
 
             self._store = RecordingStore(self.recordings_path)
         return self._store
@@ -165,7 +167,7 @@ class RecordPanel(w.VBox):
 
     def save_recording(self, audio: np.ndarray, sample_rate: int = 16000) -> Any:
         """Save a recording with the text box's sentence and the speaker's name; show why if it cannot be."""
-        from ..datasets.recordings import RecordingError
+        from ..datasets.recordings import RecordingError  # torch (audio): loaded when the tab is used
 
         try:
             clip = self.store.add(audio, self.sentence.value, self.speaker.value, source_rate=sample_rate)
@@ -192,7 +194,7 @@ class RecordPanel(w.VBox):
 
     def delete_selected(self) -> Optional[str]:
         """Delete the selected clip (file and rows)."""
-        from ..datasets.recordings import RecordingError
+        from ..datasets.recordings import RecordingError  # torch (audio): loaded when the tab is used
 
         clip_id = self.clips.value
         if not clip_id:
@@ -234,7 +236,6 @@ class RecordPanel(w.VBox):
     def adaptation_rows(self, speaker: Optional[str]) -> list[dict]:
         """{run, state, before, after} of the adaptation runs for `speaker` (all speakers' when None), newest first."""
         from ..adapt import adaptation_summary  # imports the trainer (torch)
-        from ..runs import list_runs
 
         rows = []
         for run in list_runs(self.root):
@@ -248,7 +249,6 @@ class RecordPanel(w.VBox):
     def adapt(self) -> Any:
         """Start the adaptation run for the speaker from the chosen checkpoint; return its run (None if refused)."""
         from ..adapt import start_adaptation  # imports the trainer (torch)
-        from ..training.launcher import RunAlreadyActive
 
         speaker = " ".join(self.speaker.value.split())
         if not speaker:

@@ -14,7 +14,9 @@ from typing import Optional
 import bqplot as bq
 import ipywidgets as w
 
-from ..config import load_config
+from ..config import apply_overrides, deep_merge, load_config, read_yaml
+from ..paths import DEFAULT_CONFIG
+from ..results import accuracy_speed_points
 from ..runs import Run, default_root, list_runs
 from .charts import PALETTE, LineChart
 from .error_panel import ErrorPanel
@@ -34,9 +36,6 @@ def table_columns(extra_names: list[str]) -> list[tuple[str, str]]:
 
 def extra_eval_names(config_path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> list[str]:
     """`training.extra_eval` of the merged config, read without loading plugins (no torch in the page kernel)."""
-    from ..config import apply_overrides, deep_merge, read_yaml
-    from ..paths import DEFAULT_CONFIG
-
     raw = read_yaml(DEFAULT_CONFIG)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
         raw = deep_merge(raw, read_yaml(config_path))
@@ -164,10 +163,8 @@ class RunBrowser(w.VBox):
         in `speed_source`: bench figures on that set, else the run's CER on it at its best dev evaluation."""
         dataset = self.speed_source.value
         try:
-            from ..bench.plot import accuracy_speed_points
-
             return accuracy_speed_points(self.root, dataset=dataset, exclude_datasets=self.extra_names)
-        except Exception:  # no bench module or unreadable results: the runs' own figures
+        except Exception:  # unreadable results: the runs' own figures
             return [{"kind": "run", "label": s["run"], "run": s["run"],
                      "cer": s["extra_cer"].get(dataset) if dataset else s["best_cer"],
                      "rtfx": 1 / s["rtf"] if s["rtf"] else None} for s in self.summaries.values()]

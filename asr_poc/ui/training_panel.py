@@ -16,9 +16,10 @@ from typing import Iterable, Optional
 
 import ipywidgets as w
 
-from ..config import ConfigError, load_config
-from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
+from ..config import ConfigError, TopLevelConfig, apply_overrides, deep_merge, load_config, read_yaml, validate_section
+from ..paths import DEFAULT_CONFIG
 from ..runs import ACTIVE_STATES, Run, default_root, list_runs
+from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
 from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher
@@ -40,9 +41,6 @@ def form_config(config_path: Optional[str], overrides: list[str]) -> dict:
     """The merged config the form starts from, its top-level keys checked. The model's and data set's sections are
     not: checking them imports their plugins, and torch with them (about 700 MB), into every page kernel; Start
     validates everything (`load_config`) before a run is made."""
-    from ..config import TopLevelConfig, apply_overrides, deep_merge, read_yaml, validate_section
-    from ..paths import DEFAULT_CONFIG
-
     raw = read_yaml(DEFAULT_CONFIG)
     if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
         raw = deep_merge(raw, read_yaml(config_path))
