@@ -19,7 +19,10 @@ class Recorder:
 
     def __init__(self, run: Run, enabled: bool = True):
         self.run, self.enabled = run, enabled
-        self.tensorboard = TensorBoardSink.for_run(run) if enabled else None  # training.tensorboard: a copy
+        try:
+            self.tensorboard = TensorBoardSink.for_run(run) if enabled else None  # training.tensorboard: a copy
+        except ValueError:  # config.yaml unreadable: train() records that as the run's failure, in one line
+            self.tensorboard = None
 
     def event(self, event: dict) -> None:
         if self.enabled:
