@@ -271,6 +271,7 @@ def cmd_bench(args) -> int:
         split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
         repeats=args.repeats, baseline=not args.no_baseline, streaming=not args.no_streaming,
         training=not args.no_training, train_steps=args.train_steps, cuda=not args.no_cuda, root=args.root,
+        lm_path=args.lm, export=args.export,
         out=None if args.no_write else args.out, name=args.name, progress=not args.json)
     result = run_bench(options)
     if args.json:
@@ -402,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-streaming", action="store_true", help="skip the streaming latency")
     p.add_argument("--no-training", action="store_true", help="skip the training throughput")
     p.add_argument("--no-cuda", action="store_true", help="skip the CUDA figures even when a GPU is there")
+    p.add_argument("--lm", metavar="DIR", help="an `asr-poc lm build` folder: also compare greedy and beam search "
+                   "(lexicon + word LM, lexicon-free + character LM) on the same files: WER and RTFx side by side")
+    p.add_argument("--export", action="store_true", help="also export each checkpoint to ONNX (fp32, int8) and compare "
+                   "eager, ONNX and int8 on the same files: speed-up and WER difference")
     p.add_argument("--root", help="runs folder (default: checkpoint_dir of the config), for run ids and the plot")
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON, Markdown and PNG")
     p.add_argument("--name", help="file name stem of the results (default bench-<date>-<time>)")

@@ -192,3 +192,28 @@ def test_transcriber_with_beam_search_uses_the_lexicon(tmp_path, lm_folder):
     text = beam.transcribe(audio, source_rate=16000).text
     assert set(text.split()) <= set(LMFiles.open(lm_folder).read_lexicon())
     assert text != greedy_text  # an untrained model's greedy output is not made of lexicon words
+
+
+def test_test_tab_offers_beam_search_when_an_lm_exists(tmp_path, lm_folder):
+    pytest.importorskip("ipywidgets")
+    from asr_poc.decoding.beam import BeamSearchDecoder
+    from asr_poc.decoding.lm import decoding_choices
+    from asr_poc.inference import Transcriber
+    from asr_poc.plugins import get_model_class
+    from asr_poc.ui.test_panel import TestPanel
+
+    assert [label for label, _ in decoding_choices({"decoding": {"lm_path": str(tmp_path / "none")}})] == \
+        ["greedy (fastest)"]
+    panel = TestPanel(root=tmp_path, overrides=(f"decoding.lm_path={lm_folder}",), preload=False)
+    try:
+        labels = [label for label, _ in panel.decoding.options]
+        assert len(labels) == 3 and labels[0].startswith("greedy") and "word LM" in labels[1]
+        model = get_model_class("conformer")({"vocab": TOKENIZER.vocab, "encoder_dim": 32, "num_heads": 2,
+                                              "num_layers": 1, "ffn_dim": 64, "kernel_size": 3})
+        transcriber = Transcriber(model)
+        panel.decoding.value = 1
+        assert isinstance(panel._with_decoding(transcriber).decoder, BeamSearchDecoder)
+        panel.decoding.value = 0
+        assert not isinstance(panel._with_decoding(transcriber).decoder, BeamSearchDecoder)
+    finally:
+        panel.close()

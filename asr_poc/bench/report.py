@@ -140,6 +140,9 @@ def markdown(result: dict) -> str:
                            str(t.get("device")),
                            _num(t.get("peak_rss_mb"), 0), _num(t.get("rss_at_start_mb"), 0),
                            _num(t.get("peak_cuda_mb"), 0)]))
+    from .decoding import report_sections  # greedy vs beam (--lm), eager vs ONNX vs int8 (--export)
+
+    lines += report_sections(result)
     return "\n".join(lines) + "\n"
 
 

@@ -37,7 +37,10 @@ class BenchOptions:
     training: bool = True
     train_steps: int = 20
     train_warmup: int = 3
+    train_beside_busy: bool = True  # also train beside a busy core (asr_poc/bench/sharing.py)
     cuda: bool = True
+    lm_path: Optional[str] = None  # an `asr-poc lm build` folder: also greedy vs beam search (bench/decoding.py)
+    export: bool = False  # also eager vs ONNX vs int8 of each checkpoint (bench/export.py)
     root: Optional[str] = None  # runs folder, for the plot of all runs
     out: Optional[str] = "benchmarks/results"
     name: Optional[str] = None  # file stem of the report; default bench-<time>
@@ -101,6 +104,13 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
         entry.update(_accuracy(corpus, texts))
     else:
         entry.update(wer=None, cer=None, accuracy_note="untrained preset: speed only")
+    if system.trained and (options.lm_path or options.export):
+        from .decoding import decoding_and_export
+
+        _say(options, f"{system.name}: " + " and ".join(["greedy vs beam search"] * bool(options.lm_path)
+                                                         + ["eager vs ONNX vs int8"] * options.export))
+        entry.update(decoding_and_export(system, waveforms, corpus.texts, options.lm_path, options.export,
+                                         decoding=_decoding_section(options), repeats=options.repeats))
     if options.streaming:
         streaming, stream_texts = measure_streaming(system.model, waveforms, system.model.sample_rate, threads=1,
                                                     max_files=options.stream_files, progress=options.progress)
@@ -123,6 +133,11 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
     else:
         entry["training"] = {"available": False, "reason": "skipped (--no-training)"}
     return entry
+
+
+def _decoding_section(options: BenchOptions) -> dict:
+    """The config's `decoding` section (beam size, LM weight ...) for the beam-search comparison."""
+    return load_config(options.config_path, options.overrides, check_data=False)["decoding"]
 
 
 def _dataset_override(options: BenchOptions) -> list[str]:

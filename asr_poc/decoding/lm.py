@@ -140,3 +140,18 @@ def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]
 
     data = load_dataset(dataset, config["datasets"][dataset], split)
     return [item.text for item in data.items]
+
+
+def decoding_choices(config: dict) -> list[tuple[str, dict]]:
+    """(label, `decoding` section) pairs a screen offers: greedy, and beam search when an LM folder exists (the
+    config's `decoding.lm_path`, else `lm/` under the project root)."""
+    from ..paths import resolve_path
+
+    section = dict(config.get("decoding") or {})
+    choices = [("greedy (fastest)", {**section, "method": "greedy"})]
+    folder = resolve_path(section["lm_path"]) if section.get("lm_path") else resolve_path("lm")
+    if (folder / WORDS_ARPA).is_file() and (folder / LEXICON).is_file():
+        beam = {**section, "method": "beam", "lm_path": str(folder)}
+        choices += [(f"beam search + word LM ({folder.name}/)", {**beam, "lexicon": True}),
+                    (f"beam search + character LM ({folder.name}/)", {**beam, "lexicon": False, "hotwords": []})]
+    return choices

@@ -110,6 +110,13 @@ class TestPanel(w.VBox):
         self.reference = w.Checkbox(value=True, description="PocketSphinx beside it", indent=False,
                                     layout=w.Layout(width="220px"))
         self.reference.add_class("asr-reference")
+        from ..decoding.lm import decoding_choices  # light: no torch
+
+        choices = decoding_choices(load_config(config_path, list(overrides), check_data=False))
+        self._decoding_sections = dict(enumerate(section for _, section in choices))
+        self.decoding = w.Dropdown(description="decoding", options=[(label, i) for i, (label, _) in enumerate(choices)],
+                                   value=0, style={"description_width": "92px"}, layout=w.Layout(width="560px"))
+        self.decoding.add_class("asr-decoding")
         self.comparison = w.HTML("")
         self.comparison.add_class("asr-comparison")
         self.refresh_button = w.Button(icon="refresh", tooltip="list checkpoints again",
@@ -137,6 +144,7 @@ class TestPanel(w.VBox):
         super().__init__([
             w.HBox([self.checkpoint, self.refresh_button]),
             w.HBox([self.compare_with, self.reference], layout=w.Layout(align_items="center")),
+            self.decoding,
             w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="100px")), self.upload],
                    layout=w.Layout(align_items="center")),
             w.HBox([w.HTML("<b>microphone:</b>", layout=w.Layout(width="100px")), self.mic],
@@ -193,7 +201,17 @@ class TestPanel(w.VBox):
                 keep = {self.checkpoint.value, self.compare_with.value}  # the A/B pair stays loaded
                 self._transcribers = {k: v for k, v in self._transcribers.items() if k in keep}
                 self._transcribers[str(path)] = (mtime, loaded)
-            return self._transcribers[str(path)][1]
+            return self._with_decoding(self._transcribers[str(path)][1])
+
+    def _with_decoding(self, transcriber: Transcriber) -> Transcriber:
+        """`transcriber` decoding as the dropdown says (greedy, or beam search with an LM; live partials stay greedy)."""
+        choice = self.decoding.value
+        if getattr(transcriber, "decoding_choice", 0) != choice:
+            from ..decoding.beam import make_decoder
+
+            transcriber.decoder = make_decoder(transcriber.model.tokenizer, self._decoding_sections[choice])
+            transcriber.decoding_choice = choice
+        return transcriber
 
     def _preload(self) -> None:
         try:
