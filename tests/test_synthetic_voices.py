@@ -11,7 +11,7 @@ import soundfile as sf
 
 from asr_poc.datasets import synthetic
 from asr_poc.datasets.synthetic import SentenceGenerator, generate_corpus, number_words, voice_pools
-from asr_poc.datasets.voices import Line
+from asr_poc.datasets.voices.base import Line
 from asr_poc.datasets.voices.festival import scheme_script
 
 

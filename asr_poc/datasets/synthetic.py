@@ -21,10 +21,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..text import normalize_text
 from ..io import atomic_write_text
+from ..text import normalize_text
 from .ljspeech import LJSpeechDataset
-from .voices import SAMPLE_RATE, Line, engine
+from .voices import engine
+from .voices.base import SAMPLE_RATE, Line
 from .voices.espeak import VARIANTS, available_accents, espeak_executable, speak_one
 
 # --- sentences -------------------------------------------------------------------------------------------------

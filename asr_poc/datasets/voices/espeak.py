@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 import soundfile as sf
 
-from . import Line, VoiceEngine, split_warp, write_wav
+from .base import Line, VoiceEngine, split_warp, write_wav
 
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import soundfile as sf
 
-from . import NORMAL_SPEED, Line, VoiceEngine, split_warp, write_wav
+from .base import NORMAL_SPEED, Line, VoiceEngine, split_warp, write_wav
 
 VOICE_DIRS = {"kal_diphone": "english/kal_diphone", "ked_diphone": "english/ked_diphone",
               "cmu_us_slt_arctic_hts": "us/cmu_us_slt_arctic_hts"}
