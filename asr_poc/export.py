@@ -11,6 +11,7 @@ written to a temporary name and renamed.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -33,16 +34,24 @@ class ExportError(ValueError):
     """A model or file that cannot be exported or loaded; `str()` is one line."""
 
 
+FULL_CONTEXT_CHUNK = 1 << 30  # encoder frames: one chunk longer than any input
+
+
 class _CTCGraph(torch.nn.Module):
-    """The exported function: (waveforms, lengths) -> (logits, frame_lengths)."""
+    """The exported function: (waveforms, lengths) -> (logits, frame_lengths).
+
+    A model whose logits take a `chunk` (the conformer) is traced with one chunk longer than any input: full
+    context with a padding mask, the same frames as `chunk=None`, but without the data-dependent branch of the
+    eager path (`if (lengths < frames).any()`, which skips the mask at batch 1 and cannot be traced)."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
         self.fn = ctc_logits_fn(model)
+        self.kwargs = {"chunk": FULL_CONTEXT_CHUNK} if "chunk" in inspect.signature(self.fn).parameters else {}
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fn(waveforms, lengths)
+        return self.fn(waveforms, lengths, **self.kwargs)
 
 
 def _replace_atomically(tmp: Path, path: Path) -> None:

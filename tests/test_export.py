@@ -110,7 +110,9 @@ def test_streaming_conformer_exports_with_full_context(tmp_path):
     with torch.no_grad():
         ref, ref_frames = model.encode(wav, n, chunk=None)
     got, frames = OnnxCTCModel(path).ctc_logits(wav, n)
-    assert torch.equal(frames, ref_frames) and close(got, ref)
+    assert torch.equal(frames, ref_frames)
+    for i, valid in enumerate(frames.tolist()):  # the frames past an utterance's end are padding, never decoded
+        assert close(got[i, :valid], ref[i, :valid])
 
 
 def test_export_errors_are_one_line(tmp_path):
