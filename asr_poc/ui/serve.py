@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..paths import REPO_ROOT, project_root
+from ..paths import DASHBOARD_NOTEBOOK, project_root
 
-NOTEBOOK = REPO_ROOT / "notebooks" / "dashboard.ipynb"
+NOTEBOOK = DASHBOARD_NOTEBOOK  # package data: found in a wheel install as in a checkout
 TOKEN_ENV = "ASR_POC_TOKEN"
 HOSTS_ENV = "ASR_POC_ALLOWED_HOSTS"
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
