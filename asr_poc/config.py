@@ -10,7 +10,7 @@ import copy
 import os
 import reprlib
 from pathlib import Path
-from typing import Any, Iterable, Literal, Optional
+from typing import Any, Iterable, Literal, Optional, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +21,8 @@ from .paths import DEFAULT_CONFIG
 
 MAX_CONFIG_BYTES = 1 << 20  # a config file larger than this is refused before it is parsed
 SHOWN_VALUE_CHARS = 80      # values in error messages are cut to this length
+SizeName = Literal["xs", "s", "m"]  # the named model sizes (`models.<name>.size`); each model has a preset per name
+SIZE_NAMES: tuple[str, ...] = get_args(SizeName)
 
 
 class ConfigError(ValueError):

@@ -337,12 +337,6 @@ def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 
     return out
 
 
-def prepare(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, progress: bool = True,
-            engines: tuple[str, ...] | list[str] = DEFAULT_ENGINES) -> Path:
-    """Command-line entry point: `asr-poc prepare synthetic --out <path> [--engines espeak,festival]`."""
-    return generate_corpus(out=out, utterances=utterances, seed=seed, progress=progress, engines=engines)
-
-
 class SyntheticDataset(LJSpeechDataset):
     """A corpus written by `generate_corpus` (the LJSpeech layout, with `splits.csv` for held-out voices)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..checkpoint_io import checked_model_state, load_checkpoint_file
+from ..config import SizeName
 from ..io import atomic_torch_save
 from ..plugins import get_model_class, register_base
 from ..text import CharTokenizer
@@ -30,7 +31,7 @@ class ModelConfig(BaseModel):
 class PresetModelConfig(ModelConfig):
     """Keys of models with named sizes: every dimension left null comes from the `size` preset."""
 
-    size: Literal["xs", "s", "m"] = "xs"
+    size: SizeName = "xs"
     input_dim: int = Field(80, ge=8, le=512)
     encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
     num_heads: Optional[int] = Field(None, ge=1, le=32)

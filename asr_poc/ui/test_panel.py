@@ -2,8 +2,9 @@
 transcript with its duration, processing time and real-time factor, and play the audio back.
 
 Transcription runs on one worker thread, so the widgets stay responsive and a model is never used by two calls
-at once. With a model that streams (`Transcriber.open_stream`), microphone chunks are pushed as they arrive and the
-partial text is shown while the person speaks; otherwise the recording is transcribed when it stops.
+at once. Microphone chunks are pushed to `Transcriber.open_stream` as they arrive and the partial text is shown
+while the person speaks (a model that does not stream re-decodes the audio so far); if streaming fails, the
+recording is transcribed whole when it stops.
 """
 from __future__ import annotations
 
@@ -50,10 +51,15 @@ def checkpoint_options(root: Path) -> list[tuple[str, str]]:
     return options
 
 
+def upload_refused(name: str, reason: str) -> str:
+    """The Test tab's one line for an upload it cannot use (HTML): the file's name and why."""
+    return f"<code>{html.escape(name)}</code> cannot be used: {html.escape(reason)}"
+
+
 def upload_too_large(name: str, size: int, max_seconds: float) -> str:
     """The Test tab's one-line refusal of an upload over MAX_UPLOAD_BYTES (HTML)."""
-    return (f"<code>{html.escape(name)}</code> cannot be used: it is {size / 2**20:.1f} MiB; uploads are limited to "
-            f"{MAX_UPLOAD_BYTES / 2**20:.0f} MiB and {max_seconds:g} s (compress it, e.g. to FLAC or Opus, or cut it)")
+    return upload_refused(name, f"it is {size / 2**20:.1f} MiB; uploads are limited to {MAX_UPLOAD_BYTES / 2**20:.0f} "
+                                f"MiB and {max_seconds:g} s (compress it, e.g. to FLAC or Opus, or cut it)")
 
 
 def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
@@ -244,7 +250,7 @@ class TestPanel(w.VBox):
             samples = load_audio(data, transcriber.sample_rate, max_seconds=self.max_seconds)
             result = transcriber.transcribe(samples)
         except AudioError as err:
-            self.show_message(f"<code>{html.escape(name)}</code> cannot be used: {html.escape(str(err))}", "error")
+            self.show_message(upload_refused(name, str(err)), "error")
             return None
         except Exception as err:
             self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
@@ -268,11 +274,8 @@ class TestPanel(w.VBox):
             return
         self._session_transcriber = transcriber
         self._stream_compute = 0.0
-        if hasattr(transcriber, "open_stream"):
-            self._session = transcriber.open_stream(source_rate=self.mic.sample_rate)
-            self.show_message("listening: the text follows your speech", "info")
-        else:
-            self.show_message("listening: the transcript comes when you press Stop", "info")
+        self._session = transcriber.open_stream(source_rate=self.mic.sample_rate)
+        self.show_message("listening: the text follows your speech", "info")
         self.transcript.value = "<i>...</i>"
         self._last_live = time.monotonic()
 

@@ -16,7 +16,8 @@ from typing import Iterable, Optional
 
 import ipywidgets as w
 
-from ..config import ConfigError, TopLevelConfig, apply_overrides, deep_merge, load_config, read_yaml, validate_section
+from ..config import (SIZE_NAMES, ConfigError, TopLevelConfig, apply_overrides, deep_merge, load_config, read_yaml,
+                      validate_section)
 from ..paths import DEFAULT_CONFIG
 from ..runs import ACTIVE_STATES, Run, default_root, list_runs
 from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
@@ -24,7 +25,6 @@ from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher
 
-SIZES = ["xs", "s", "m"]
 RESUMABLE = ("stopped", "finished", "failed", "interrupted")
 LOG_COLORS = {"error": "#b00020", "warning": "#a15c00", "info": "#555"}
 
@@ -85,7 +85,7 @@ class TrainingPanel(w.VBox):
         lay = w.Layout(width="270px")
         self.model = w.Dropdown(options=cfg["available_models"], value=cfg["model"], description="model",
                                 style=style, layout=lay)
-        self.size = w.Dropdown(options=SIZES, value=self._size_of(cfg["model"]) or "xs", description="size",
+        self.size = w.Dropdown(options=SIZE_NAMES, value=self._size_of(cfg["model"]) or SIZE_NAMES[0], description="size",
                                style=style, layout=lay)
         self.dataset = w.Dropdown(options=cfg["available_datasets"], value=cfg["dataset"], description="dataset",
                                   style=style, layout=lay)
@@ -149,26 +149,28 @@ class TrainingPanel(w.VBox):
     def _model_changed(self, *_) -> None:
         size = self._size_of(self.model.value)
         self.size.disabled = size is None
-        if size is not None and size in SIZES and not self.run:
+        if size is not None and size in SIZE_NAMES and not self.run:
             self.size.value = size
 
     def settings_overrides(self) -> list[str]:
         """The form as `--set` overrides."""
         sets = [f"model={self.model.value}", f"dataset={self.dataset.value}",
                 f"training.learning_rate={self.learning_rate.value}", f"training.batch_size={self.batch_size.value}",
-                f"training.epochs={self.epochs.value}", f"training.checkpoint_every={self.checkpoint_every.value}",
-                f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"]
+                *self.schedule_overrides()]
         if not self.size.disabled:
             sets.append(f"models.{self.model.value}.size={self.size.value}")
         return sets
+
+    def schedule_overrides(self) -> list[str]:
+        """The form's epochs, checkpoint interval and time budget (what a resumed run may change)."""
+        return [f"training.epochs={self.epochs.value}", f"training.checkpoint_every={self.checkpoint_every.value}",
+                f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"]
 
     # --- actions -------------------------------------------------------------------------------------------------
     def start(self) -> Optional[Run]:
         """Start a new run with the form's settings; refused (with a message) while any run is training."""
         with self._lock:
-            others = active_runs(self.root)
-            if others:
-                self._refuse(others[0])
+            if self._refused_while_another_trains():
                 return None
             try:
                 cfg = load_config(self.config_path, self.overrides + self.settings_overrides())
@@ -178,12 +180,9 @@ class TrainingPanel(w.VBox):
             run = Run.create(cfg, root=self.root)
             try:
                 self.handle = start_run(run, background=self.background, root=self.root, exclusive=True)
-            except RunAlreadyActive as err:  # lost a race for the runs folder's lock: say who holds it
+            except RunAlreadyActive as err:
                 shutil.rmtree(run.path, ignore_errors=True)  # the folder made a moment ago: nothing in it yet
-                self.show_message(html.escape(str(err)), "warning", "refused")
-                holders = active_runs(self.root)
-                if holders and holders[0] != self.run:
-                    self.attach(holders[0])
+                self._lost_the_lock(err)
                 return None
             except Exception as err:
                 self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error", "could not start")
@@ -193,11 +192,23 @@ class TrainingPanel(w.VBox):
                               f"({'separate process' if self.background == 'process' else self.background})", "info")
             return run
 
-    def _refuse(self, other: Optional[Run]) -> None:
-        name = f"<code>{other.id}</code>" if other else "another run"
-        self.show_message(f"{name} is training; stop it before starting another.", "warning", "refused")
-        if other is not None and other != self.run:
-            self.attach(other)
+    def _refused_while_another_trains(self) -> bool:
+        """Start and Resume: while a run trains in this runs folder, say which (and show it) and refuse."""
+        others = active_runs(self.root)
+        if not others:
+            return False
+        self.show_message(f"<code>{others[0].id}</code> is training; stop it before starting another.", "warning",
+                          "refused")
+        if others[0] != self.run:
+            self.attach(others[0])
+        return True
+
+    def _lost_the_lock(self, err: RunAlreadyActive) -> None:
+        """A run took the runs folder's lock between the check and the start: say who holds it, and show it."""
+        self.show_message(html.escape(str(err)), "warning", "refused")
+        holders = active_runs(self.root)
+        if holders and holders[0] != self.run:
+            self.attach(holders[0])
 
     def stop(self) -> None:
         """Ask the shown run to stop after its current step; it writes last.pt first."""
@@ -219,19 +230,15 @@ class TrainingPanel(w.VBox):
             if run is None or not run.last_checkpoint.is_file():
                 self.show_message("nothing to resume: the run has no last.pt", "warning")
                 return None
-            others = active_runs(self.root)
-            if others:
-                self._refuse(others[0])
+            if self._refused_while_another_trains():
                 return None
             try:
-                run.override_training([f"training.epochs={self.epochs.value}",
-                                       f"training.checkpoint_every={self.checkpoint_every.value}",
-                                       f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"])
+                run.override_training(self.schedule_overrides())
                 self.handle = start_run(run, background=self.background, resume=True, root=self.root, exclusive=True)
             except RunAlreadyActive as err:
-                self.show_message(html.escape(str(err)), "warning", "refused")
+                self._lost_the_lock(err)
                 return None
-            except (ConfigError, Exception) as err:
+            except Exception as err:  # a refused override (ConfigError) or a launch that failed: one line
                 self.show_message(html.escape(str(err)), "error", "could not resume")
                 return None
             self.show_message(f"resuming <code>{run.id}</code> from last.pt", "info")
@@ -260,7 +267,7 @@ class TrainingPanel(w.VBox):
             if cfg["model"] in self.model.options:
                 self.model.value = cfg["model"]
             size = (cfg["models"].get(cfg["model"]) or {}).get("size")
-            if size in SIZES:
+            if size in SIZE_NAMES:
                 self.size.value = size
             if cfg["dataset"] in self.dataset.options:
                 self.dataset.value = cfg["dataset"]
