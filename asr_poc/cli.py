@@ -8,8 +8,10 @@ import time
 from typing import Callable, Optional
 
 from . import __version__
+from .analysis import build_details, details_path, write_details
 from .bench.report import markdown
 from .config import ConfigError, dataset_section, load_config
+from .decoding.lm import build_lm, dataset_texts, parse_hotwords
 from .io import dump_yaml
 from .plugins import load_dataset
 from .runs import Run, list_runs
@@ -201,8 +203,6 @@ def _write_eval_details(checkpoint, dataset, summary: dict, result: dict):
     """Write `eval --details`: each utterance's texts, WER, CER and word alignment beside the checkpoint."""
     import os
 
-    from .analysis import build_details, details_path, write_details
-
     items = {str(u.id): u for u in getattr(dataset, "items", [])}
     audio = {i: str(u.audio) for i, u in items.items() if isinstance(u.audio, (str, os.PathLike))}
     durations = {i: float(u.duration) for i, u in items.items()}
@@ -291,8 +291,6 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_lm_build(args) -> int:
-    from .decoding.lm import build_lm, dataset_texts, parse_hotwords
-
     cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
     texts = dataset_texts(cfg, args.dataset, args.split)
     manifest = build_lm(texts, args.out, order=args.order, char_order=args.char_order,

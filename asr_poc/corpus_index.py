@@ -16,6 +16,10 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from .config import dataset_section, load_config
+from .paths import resolve_path
+from .plugins import load_dataset
+
 SPEAKER_FILES = ("voices.csv", "speakers.csv", "sources.csv")  # id|speaker|... beside metadata.csv
 WATCHED_FILES = ("metadata.csv", "splits.csv", *SPEAKER_FILES)
 
@@ -58,9 +62,6 @@ def corpus_entries(name: str, split: str, config_path: Optional[str] = None, ove
 
     Raises the data set's own one-line errors (FileNotFoundError with how to prepare it, ConfigError, ValueError)."""
     # torch is imported here, not at module level: the data set plugins need it, the dashboard's idle page does not
-    from .config import dataset_section, load_config
-    from .paths import resolve_path
-    from .plugins import load_dataset
 
     cfg = load_config(config_path, [*overrides, f"dataset={name}"], check_data=False)
     section = {**dataset_section(cfg), "augment": None}  # browsing reads files; it never augments them

@@ -23,6 +23,9 @@ import numpy as np
 import torch
 
 from .decoding.emissions import ctc_logits_fn
+from .io import fsync_folder
+from .models.interface import BaseASRModel
+from .runs import Run
 from .text import CharTokenizer
 
 METADATA_KEY = "asr_poc"
@@ -55,8 +58,6 @@ class _CTCGraph(torch.nn.Module):
 
 
 def _replace_atomically(tmp: Path, path: Path) -> None:
-    from .io import fsync_folder
-
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -137,8 +138,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, int8: bool = False, out_dir
 
     Returns the paths, sizes and the export time.
     """
-    from .models.interface import BaseASRModel
-
     checkpoint = Path(checkpoint)
     model = BaseASRModel.from_checkpoint(checkpoint, device="cpu")
     folder = Path(out_dir) if out_dir else checkpoint.parent
@@ -158,7 +157,6 @@ def resolve_checkpoint(run_or_checkpoint: str, root: Optional[str] = None) -> Pa
     path = Path(run_or_checkpoint)
     if path.is_file():
         return path
-    from .runs import Run
 
     run = Run.open(run_or_checkpoint, root=root)
     for name in ("best.pt", "last.pt"):

@@ -20,6 +20,8 @@ import sys
 import time
 from typing import Literal, Optional
 
+from .runs import list_runs
+
 Policy = Literal["auto", "torch"]
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}  # GNU and Intel OpenMP: no spinning while waiting
 BACKGROUND_NICE = 5  # niceness added to background training processes
@@ -151,8 +153,6 @@ def set_decode_threads(root: Optional[str | os.PathLike] = None) -> int:
 
 def training_active(root: Optional[str | os.PathLike] = None) -> bool:
     """Whether a run trains now in the runs folder `root` (default: the project's), read from the run folders."""
-    from .runs import list_runs
-
     try:
         return any(run.is_active for run in list_runs(root))
     except OSError:

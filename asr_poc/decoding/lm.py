@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..io import atomic_write_json, atomic_write_text
+from ..paths import resolve_path
+from ..plugins import load_dataset
 from ..text import WORD_DELIMITER, normalize_text
 from .ngram import estimate, write_arpa
 
@@ -109,8 +112,6 @@ def read_hotwords(path: Path) -> dict[str, float]:
 def build_lm(texts: Iterable[str], out: str | os.PathLike, order: int = 3, char_order: int = 6,
              hotwords: Optional[dict[str, float]] = None, source: Optional[dict] = None) -> dict:
     """Estimate both n-gram models from `texts`, write the folder (each file atomically); return the manifest."""
-    from ..io import atomic_write_json, atomic_write_text
-
     sentences = [s for s in (normalize_text(t) for t in texts) if s]
     if not sentences:
         raise LMError("no text to build a language model from (is the split empty?)")
@@ -136,8 +137,6 @@ def build_lm(texts: Iterable[str], out: str | os.PathLike, order: int = 3, char_
 
 def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]:
     """The transcripts of a configured data set's split (no audio is read)."""
-    from ..plugins import load_dataset
-
     data = load_dataset(dataset, config["datasets"][dataset], split)
     return [item.text for item in data.items]
 
@@ -145,8 +144,6 @@ def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]
 def decoding_choices(config: dict) -> list[tuple[str, dict]]:
     """(label, `decoding` section) pairs a screen offers: greedy, and beam search when an LM folder exists (the
     config's `decoding.lm_path`, else `lm/` under the project root)."""
-    from ..paths import resolve_path
-
     section = dict(config.get("decoding") or {})
     choices = [("greedy (fastest)", {**section, "method": "greedy"})]
     folder = resolve_path(section["lm_path"]) if section.get("lm_path") else resolve_path("lm")

@@ -19,6 +19,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from ..io import atomic_write_text
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 NEVER = -99.0  # log10 "probability" ARPA files give <s> (it is only ever a context)
 
@@ -127,6 +129,4 @@ def arpa_text(model: NGramModel) -> str:
 
 def write_arpa(model: NGramModel, path: str | os.PathLike) -> None:
     """Write the ARPA file atomically."""
-    from ..io import atomic_write_text
-
     atomic_write_text(path, arpa_text(model))
