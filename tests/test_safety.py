@@ -27,7 +27,7 @@ from asr_poc.config import load_config
 from asr_poc.models.conformer import ConformerCTC
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.plugins import register_model
-from asr_poc.training import checkpoint as checkpoint_module
+from asr_poc import io as checkpoint_module
 from asr_poc.io import DiskFullError, atomic_torch_save, atomic_write_text
 from asr_poc.training.checkpoint import rng_from_plain, rng_to_plain
 from asr_poc.training.launcher import start_run
