@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batch-seconds", default="auto")
     parser.add_argument("--eval-utterances", type=int, default=200)
+    parser.add_argument("--first", choices=["count", "duration"], default="count", help="which run takes each turn first")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--runs", default="/tmp/asr-poc-batching-runs")
     args = parser.parse_args()
@@ -77,8 +78,9 @@ def main() -> None:
     seconds = (auto_batch_seconds(durations, args.batch_size, cfg["training"]["seed"])
                if args.batch_seconds == "auto" else float(args.batch_seconds))
     arms = {"count": [], "duration": [f"training.batch_seconds={seconds}"]}
+    arms = dict(sorted(arms.items(), key=lambda arm: arm[0] != args.first))
     runs = {name: Run.create(load_config(None, base + extra)) for name, extra in arms.items()}
-    result: dict = {"corpus": args.corpus, "train_utterances": len(durations), "steps": args.steps,
+    result: dict = {"corpus": args.corpus, "train_utterances": len(durations), "steps": args.steps, "first": args.first,
                     "batch_size": args.batch_size, "batch_seconds": seconds, "cpu_count": os.cpu_count(), "arms": {}}
     pieces: dict = {name: [] for name in arms}
     for chunk in range(1, args.chunks + 1):
