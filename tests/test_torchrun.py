@@ -26,14 +26,17 @@ def tiny_train_args(corpus: Path, root: Path, *overrides: str) -> list[str]:
 
 @pytest.mark.slow  # two torchrun launches of two processes each: about 40-60 s on 2 busy cores
 def test_torchrun_asr_poc_train_trains_one_run_and_resumes_it(small_corpus, tmp_path):
-    result = torchrun("-m", "asr_poc", "train", *tiny_train_args(small_corpus, tmp_path, "training.max_steps=3"))
+    """Batches by duration (training.batch_seconds), shared out between the ranks; the count way is
+    test_training's torchrun test of the two-step way."""
+    result = torchrun("-m", "asr_poc", "train", *tiny_train_args(small_corpus, tmp_path, "training.max_steps=3",
+                                                                 "training.batch_seconds=30"))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list_runs(tmp_path)
     assert len(runs) == 1, f"one run folder for both ranks, found {[r.id for r in runs]}"
     run = runs[0]
     assert result.stdout.split()[0] == str(run.path)  # printed once, by rank 0
     assert run.status["state"] == "finished" and [e["step"] for e in run.events("step")] == [1, 2, 3]
-    assert any(e["message"].endswith("on cpu x 2") for e in run.events("log"))
+    assert any(e["message"].endswith("batches an epoch of 30 s on cpu x 2") for e in run.events("log"))
     assert torch.load(run.last_checkpoint, weights_only=False)["step"] == 3
 
     result = torchrun("-m", "asr_poc", "train", "--resume", run.id, "--root", str(tmp_path),
