@@ -56,7 +56,11 @@ def test_config_show_prints_the_resolved_config(capsys):
     assert main(["config", "show", "--set", "training.batch_size=3", "--set", "model=rnn-t"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["training"]["batch_size"] == 3 and cfg["model"] == "rnn-t"
-    assert all(v is not None for k, v in cfg["models"]["rnn-t"].items() if k.endswith("_dim")), "presets filled"
+    from asr_poc.paths import DEFAULT_CONFIG
+
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())["models"]["rnn-t"]
+    filled = [k for k in ("encoder_dim", "num_layers", "predictor_dim") if raw.get(k) is None]
+    assert filled and all(cfg["models"]["rnn-t"][k] is not None for k in filled), "the size preset is filled in"
     assert main(["config", "show", "--set", "training.batch_size=-3"]) == 2
     assert capsys.readouterr().err.strip() == \
         "config error: training.batch_size = -3: Input should be greater than or equal to 1"
