@@ -61,6 +61,14 @@ def test_export_writes_both_files_atomically_with_metadata(exported):
     assert meta["model_name"] == "conformer" and meta["config"]["vocab"] == VOCAB and not meta["quantized"]
     assert read_metadata(folder / "best.int8.onnx")["quantized"]
     assert (folder / "best.int8.onnx").stat().st_size < 0.9 * (folder / "best.onnx").stat().st_size
+    import onnx
+
+    from asr_poc.export import frontend_nodes
+
+    int8 = {n.name: n.op_type for n in onnx.load(str(folder / "best.int8.onnx")).graph.node}
+    kept = frontend_nodes(folder / "best.int8.onnx")  # the mel filter bank still feeds a float MatMul
+    assert kept and all(int8[name] == "MatMul" for name in kept)
+    assert "DynamicQuantizeLinear" in int8.values()  # the encoder's linear layers are quantised
 
 
 def test_fp32_onnx_gives_the_eager_logits_and_transcripts_on_held_out_audio(exported):

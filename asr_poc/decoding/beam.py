@@ -78,7 +78,9 @@ class BeamSearchDecoder:
         if [tokenizer.vocab[t] for t in tokens] != list(range(len(tokens))) or WORD_DELIMITER not in tokens:
             raise LMError(f"beam search needs a character vocabulary with ids 0..N-1 and {WORD_DELIMITER!r} "
                           f"between words")
-        files = LMFiles.open(options.lm_path) if options.lm_path else None
+        from ..paths import resolve_path
+
+        files = LMFiles.open(resolve_path(options.lm_path)) if options.lm_path else None
         hotwords = {**(files.read_hotwords() if files else {}),
                     **parse_hotwords(options.hotwords, options.hotword_weight)}
         if options.lexicon and files is None:
