@@ -272,6 +272,12 @@ def validate_config(raw: dict, *, check_data: bool = True) -> dict:
         if model_section.get("input_dim") not in (None, features.get("n_mels")):
             problems.append(f"models.{cfg['model']}.input_dim = {model_section['input_dim']!r}: must equal "
                             f"features.n_mels ({features.get('n_mels')})")
+        check = getattr(model_cls.Config.model_validate(model_section), "check_features", None)
+        try:
+            if check is not None:
+                check(model_cls.Features.model_validate(features))  # rules across the two (chunk vs hop)
+        except ValueError as err:
+            problems.append(f"models.{cfg['model']}: {err}")
         if check_data:
             missing = dataset_cls.check_source(data_section)
             if missing:

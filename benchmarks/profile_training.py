@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from asr_poc.models.spec import model_config  # noqa: E402
+from asr_poc.models.spec import model_spec  # noqa: E402
 from asr_poc.bench.machine import describe, load_average  # noqa: E402
 from asr_poc.config import dataset_section, load_config  # noqa: E402
 from asr_poc.datasets.interface import DurationBucketSampler, collate_fn  # noqa: E402
@@ -53,7 +53,7 @@ def main() -> int:
     torch.manual_seed(tc["seed"])
     train_ds = get_dataset_class(cfg["dataset"])(dataset_section(cfg), "train")
     tokenizer = CharTokenizer.from_texts(train_ds.texts())
-    model = get_model_class(cfg["model"])(model_config(cfg, tokenizer.vocab, tc["spec_augment"])).train()
+    model = get_model_class(cfg["model"])(model_spec(cfg, tokenizer.vocab, tc["spec_augment"])).train()
     if args.subsampling_channels:
         from profile_decoding import SlimSubsampling
 

@@ -124,7 +124,7 @@ def test_resume_is_exact(pretrained, small_corpus, tmp_path):
 def test_a_model_without_a_tokenizer_gets_the_corpus_vocabulary_and_a_new_head(bare_pretrained, small_corpus):
     model = build(bare_pretrained, small_corpus)
     assert type(model.tokenizer) is CharTokenizer and model.hf.lm_head.out_features == len(model.tokenizer)
-    assert model.config["hf_config"]["vocab_size"] == len(model.tokenizer) and model.config["tokenizer"] is None
+    assert model.spec.extra["hf_config"]["vocab_size"] == len(model.tokenizer) and model.spec.extra["tokenizer"] is None
     rebuilt = HFCTC(model.config)  # from the checkpoint's config alone
     rebuilt.load_state_dict(model.state_dict())
     wav = torch.randn(2, 8000) * 0.1

@@ -65,17 +65,41 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left
 
 
-def test_a_checkpoint_without_normalisation_loads_as_none(tmp_path):
-    """Checkpoints written before `features.normalize` existed hold four feature keys and no prior buffer."""
+def test_a_checkpoint_in_the_pre_spec_layout_loads(tmp_path):
+    """Checkpoints written before the spec hold one flat config dict (format 1: the `models.conformer` keys beside
+    vocab, four feature keys and spec_augment) and no normalisation (no prior buffer): they load, as `none`."""
     model = build()
-    state = model.checkpoint_state(epoch=1)
-    state["config"]["features"] = {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80}
-    torch.save(state, tmp_path / "old.pt")
+    legacy = {**ConformerConfig(input_dim=80).model_dump(), "vocab": model.tokenizer.vocab, "spec_augment": True,
+              "features": {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80}}
+    torch.save({"format": 1, "model_name": "conformer", "config": legacy, "state_dict": model.state_dict(),
+                "epoch": 3}, tmp_path / "old.pt")
     loaded = BaseASRModel.from_checkpoint(tmp_path / "old.pt")
+    assert loaded.spec.arch == ConformerConfig(input_dim=80) and loaded.spec.spec_augment and loaded.spec.vocab == legacy["vocab"]
     assert loaded.features.normalize == "none" and "frontend.prior_mean" not in loaded.state_dict()
     wav = torch.randn(1, 8000) * 0.1
     feats, _ = loaded.frontend(wav, torch.tensor([8000]))
     torch.testing.assert_close(feats, (loaded.frontend.log_mel(wav) + 4).transpose(1, 2) / 4)
+    assert loaded.transcribe(wav, torch.tensor([8000])) == model.eval().transcribe(wav, torch.tensor([8000]))
+
+
+def test_the_spec_is_built_once_from_the_config_and_stored_as_plain_data(tmp_path):
+    from asr_poc.config import load_config
+    from asr_poc.models.conformer import ConformerSpec
+    from asr_poc.models.spec import model_spec
+
+    cfg = load_config(None, ["models.conformer.size=s", "features.n_mels=64", "features.normalize=causal"],
+                      check_data=False)
+    spec = model_spec(cfg, CharTokenizer.from_texts(TEXTS).vocab)
+    assert isinstance(spec, ConformerSpec) and spec.arch.encoder_dim == 256 and spec.arch.input_dim == 64
+    assert spec.features.n_mels == 64 and spec.features.normalize == "causal"
+    with pytest.raises(Exception):
+        spec.arch = None  # frozen
+    model = ConformerCTC(spec)
+    state = model.checkpoint_state()
+    assert state["format"] == 2 and set(state["config"]) == {"model", "features", "vocab", "arch", "spec_augment",
+                                                             "extra"}
+    assert all(type(v) in (dict, str, bool) for v in state["config"].values())  # plain data, no objects
+    assert ConformerCTC(state["config"]).spec == spec
 
 
 def test_normalisation_and_its_prior_travel_in_the_checkpoint(tmp_path):

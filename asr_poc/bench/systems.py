@@ -17,8 +17,6 @@ from ..runs import Run
 from ..text import CharTokenizer
 
 PRESET_ALPHABET = "abcdefghijklmnopqrstuvwxyz'"  # the vocabulary of an untrained preset
-# keys the trainer adds to a model's config, and those hf-ctc adds (its pretrained config, feature extractor, tokenizer)
-NOT_MODEL_KEYS = ("vocab", "features", "spec_augment", "hf_config", "feature_extractor", "tokenizer")
 
 
 @dataclass
@@ -36,7 +34,7 @@ class System:
     @property
     def model_section(self) -> dict:
         """The model's own config keys (what `models.<name>` holds), e.g. to train the same architecture."""
-        return {k: v for k, v in self.model.config.items() if k not in NOT_MODEL_KEYS}
+        return self.model.spec.arch.model_dump()
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "source": self.source, "model": self.model_name,
@@ -80,7 +78,7 @@ def _checkpoint(path: Path) -> System:
 
 def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> System:
     """`conformer:xs,subsampling=8` -> an untrained model built exactly as training would build it."""
-    from ..models.spec import model_config
+    from ..models.spec import model_spec
 
     name, rest = spec.split(":", 1)
     size, *extra = [p.strip() for p in rest.split(",") if p.strip()] or ["xs"]
@@ -89,5 +87,5 @@ def _preset(spec: str, config_path: Optional[str], overrides: Sequence[str]) -> 
     cfg = load_config(config_path, [*overrides, *preset], check_data=False)
     tokenizer = CharTokenizer.from_texts([PRESET_ALPHABET])
     torch.manual_seed(0)
-    model = get_model_class(name)(model_config(cfg, tokenizer.vocab)).eval()
+    model = get_model_class(name)(model_spec(cfg, tokenizer.vocab)).eval()
     return System(name=spec, kind="preset", source=spec, model=model, model_name=name, trained=False)

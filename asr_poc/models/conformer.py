@@ -14,6 +14,7 @@ the STFT window's (`frontend_delay_ms`, 2.5 ms at 16 kHz).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 import torch
@@ -21,8 +22,9 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from .features import StreamingLogMel
+from .features import FeatureSpec, StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
+from .spec import ModelSpec
 from .streaming import ConformerEncoder, chunk_attention_mask  # noqa: F401 (rnnt_conformer imports it from here)
 
 SIZES: dict[str, dict[str, int]] = {
@@ -31,7 +33,6 @@ SIZES: dict[str, dict[str, int]] = {
     "s": dict(encoder_dim=256, num_heads=4, num_layers=6, ffn_dim=1024, kernel_size=31, subsampling_channels=256),
     "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31, subsampling_channels=384),
 }
-FEATURE_HOP_MS = 10  # the default log-mel hop (160 samples at 16 kHz); chunk sizes are checked against it
 DYNAMIC_MAX_CHUNK = 25  # dynamic chunk training draws chunks of 1..25 encoder frames (WeNet's choice)
 
 
@@ -50,11 +51,21 @@ class ConformerConfig(PresetModelConfig):
         self.fill_from_preset(SIZES)
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size ({self.kernel_size}) must be odd")
-        frame_ms = FEATURE_HOP_MS * self.subsampling
-        if self.streaming_chunk_ms is not None and self.streaming_chunk_ms % frame_ms:
-            raise ValueError(f"streaming_chunk_ms ({self.streaming_chunk_ms}) must be a multiple of {frame_ms} ms "
-                             f"(the encoder's frame: {FEATURE_HOP_MS} ms features x subsampling {self.subsampling})")
         return self
+
+    def check_features(self, features: FeatureSpec) -> None:
+        frame_ms = features.hop_ms * self.subsampling
+        frames = None if self.streaming_chunk_ms is None else self.streaming_chunk_ms / frame_ms
+        if frames is not None and abs(frames - round(frames)) > 1e-6:
+            raise ValueError(f"streaming_chunk_ms ({self.streaming_chunk_ms}) must be a multiple of {frame_ms:g} ms "
+                             f"(the encoder's frame: {features.hop_ms:g} ms features x subsampling {self.subsampling})")
+
+
+@dataclass(frozen=True)
+class ConformerSpec(ModelSpec):
+    """The conformer-CTC's spec: its `arch` is a `ConformerConfig`."""
+
+    arch: ConformerConfig
 
 
 class ConvSubsampling(nn.Module):
@@ -151,10 +162,11 @@ class ConformerCTC(BaseASRModel):
 
     name = "conformer"
     Config = ConformerConfig
+    Spec = ConformerSpec
 
-    def __init__(self, config: dict):
-        super().__init__(config)
-        c = ConformerConfig.model_validate({k: v for k, v in config.items() if k in ConformerConfig.model_fields})
+    def __init__(self, spec: ConformerSpec | dict):
+        super().__init__(spec)
+        c: ConformerConfig = self.spec.arch
         self.subsampling = ConvSubsampling(c.input_dim, c.encoder_dim, c.subsampling, c.subsampling_channels)
         self.encoder = ConformerEncoder(c.encoder_dim, c.num_heads, c.ffn_dim, c.num_layers, c.kernel_size, c.dropout)
         self.dropout = nn.Dropout(c.dropout)

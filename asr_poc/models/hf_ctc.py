@@ -6,8 +6,8 @@ folder's own feature extractor (`AutoFeatureExtractor`; a default `Wav2Vec2Featu
 and the vocabulary from its own tokenizer when that spells English letters; otherwise the corpus's character
 vocabulary (`CharTokenizer`) is used and the CTC head is replaced by a new one of that size.
 
-A checkpoint is plain data and self-contained: the HF config (`config.to_dict()`), the feature-extractor settings,
-the vocabulary and its special tokens sit in the model's config dict beside the state_dict, so
+A checkpoint is plain data and self-contained: the HF config (`config.to_dict()`), the feature-extractor settings
+and the vocabulary's special tokens sit in the spec's `extra` (`ModelSpec`), the vocabulary in its `vocab`, so
 `BaseASRModel.from_checkpoint` rebuilds the model with no hub access (`AutoConfig.for_model` +
 `AutoModelForCTC.from_config`). The model does not stream: `Transcriber` re-decodes the buffered audio instead.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
@@ -26,10 +27,11 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
-from ..audio import FeatureConfig
 from ..paths import resolve_path
 from ..text import CharTokenizer, normalize_text
+from .features import FeatureSpec
 from .interface import BaseASRModel
+from .spec import ModelSpec
 
 LETTERS = set("abcdefghijklmnopqrstuvwxyz")  # a pretrained vocabulary must spell these (in either case) to be used
 
@@ -50,6 +52,14 @@ class HFCTCConfig(BaseModel):
             raise ValueError("set it to a hub id (e.g. facebook/wav2vec2-base-960h) or a folder written by "
                              "save_pretrained")
         return value.strip()
+
+
+@dataclass(frozen=True)
+class HFCTCSpec(ModelSpec):
+    """hf-ctc's spec: `arch` is an `HFCTCConfig`; `extra` holds `hf_config`, `feature_extractor` and `tokenizer` (the
+    pretrained model's, as plain data) once built, so a checkpoint rebuilds it with no hub access."""
+
+    arch: HFCTCConfig
 
 
 class PretrainedVocabTokenizer(CharTokenizer):
@@ -152,24 +162,26 @@ class HFCTC(BaseASRModel):
 
     name = "hf-ctc"
     Config = HFCTCConfig
+    Spec = HFCTCSpec
+    legacy_extra_keys = ("hf_config", "feature_extractor", "tokenizer")
     window_seconds: float = 30.0  # longer audio is decoded window by window: attention memory grows as length^2
     context_seconds: float = 2.5  # each window's extra audio on either side, whose frames are dropped
 
-    def __init__(self, config: dict):
+    def __init__(self, spec: HFCTCSpec | dict):
         # Not BaseASRModel.__init__: that builds a log-mel frontend and a CharTokenizer whose blank must be
         # "<pad>" at id 0; this model reads raw waveforms and may keep its pretrained vocabulary.
         nn.Module.__init__(self)
-        c = HFCTCConfig.model_validate({k: v for k, v in config.items() if k in HFCTCConfig.model_fields})
-        given_rate = config.get("features", {}).get("sample_rate", c.sample_rate)
-        if given_rate != c.sample_rate:
-            raise ValueError(f"the data set's sample_rate ({given_rate}) must equal models.hf-ctc.sample_rate "
+        spec = spec if isinstance(spec, ModelSpec) else self.Spec.from_dict(spec, type(self))
+        c: HFCTCConfig = spec.arch
+        if spec.features.sample_rate != c.sample_rate:
+            raise ValueError(f"features.sample_rate ({spec.features.sample_rate}) must equal models.hf-ctc.sample_rate "
                              f"({c.sample_rate}), the rate the pretrained model was trained at")
-        self.features = FeatureConfig(sample_rate=c.sample_rate)
+        self.features = FeatureSpec(sample_rate=c.sample_rate)
         self.head_learning_rate = c.head_learning_rate
-        if "hf_config" in config:  # rebuilt from a checkpoint: plain data only, no hub access
-            hf, extractor, self.tokenizer = self._rebuild(config)
+        if "hf_config" in spec.extra:  # rebuilt from a checkpoint: plain data only, no hub access
+            hf, extractor, self.tokenizer = self._rebuild(spec)
         else:
-            hf, extractor, self.tokenizer = self._pretrained(c, config)
+            hf, extractor, self.tokenizer = self._pretrained(c, spec)
         if extractor.sampling_rate != c.sample_rate:
             raise ValueError(f"models.hf-ctc.sample_rate = {c.sample_rate}: the pretrained feature extractor "
                              f"expects {extractor.sampling_rate} Hz")
@@ -180,26 +192,32 @@ class HFCTC(BaseASRModel):
         self.hf = hf
         self.feature_extractor = extractor
         pretrained_vocab = isinstance(self.tokenizer, PretrainedVocabTokenizer)
-        self.config = {**config, "features": self.features.to_dict(), "vocab": self.tokenizer.vocab,
-                       "hf_config": hf.config.to_dict(), "feature_extractor": extractor.to_dict(),
-                       "tokenizer": self.tokenizer.to_dict() if pretrained_vocab else None}
+        self.spec = spec.replace(features=self.features, vocab=self.tokenizer.vocab, extra={
+            "hf_config": hf.config.to_dict(), "feature_extractor": extractor.to_dict(),
+            "tokenizer": self.tokenizer.to_dict() if pretrained_vocab else None})
+
+    @property
+    def config(self) -> dict:
+        """The spec as plain data (what a checkpoint stores)."""
+        return self.spec.to_dict()
 
     @staticmethod
-    def _rebuild(config: dict) -> tuple[nn.Module, Any, CharTokenizer]:
-        """(model with untrained weights, feature extractor, tokenizer) from a checkpoint's config dict."""
+    def _rebuild(spec: ModelSpec) -> tuple[nn.Module, Any, CharTokenizer]:
+        """(model with untrained weights, feature extractor, tokenizer) from a checkpoint's spec."""
         from transformers import AutoConfig, AutoModelForCTC
 
-        hf = AutoModelForCTC.from_config(AutoConfig.for_model(**config["hf_config"]))
-        tokenizer = (PretrainedVocabTokenizer(config["vocab"], **config["tokenizer"]) if config.get("tokenizer")
-                     else CharTokenizer(config["vocab"]))
-        return hf, _feature_extractor(config["feature_extractor"]), tokenizer
+        extra = spec.extra
+        hf = AutoModelForCTC.from_config(AutoConfig.for_model(**extra["hf_config"]))
+        tokenizer = (PretrainedVocabTokenizer(spec.vocab, **extra["tokenizer"]) if extra.get("tokenizer")
+                     else CharTokenizer(spec.vocab))
+        return hf, _feature_extractor(extra["feature_extractor"]), tokenizer
 
-    def _pretrained(self, c: HFCTCConfig, config: dict) -> tuple[nn.Module, Any, CharTokenizer]:
+    def _pretrained(self, c: HFCTCConfig, spec: ModelSpec) -> tuple[nn.Module, Any, CharTokenizer]:
         """(pretrained model, its feature extractor or a default one, its tokenizer or ours with a new head)."""
         hf, extractor, pretrained_tokenizer = load_pretrained(c.pretrained)
         tokenizer = PretrainedVocabTokenizer.from_pretrained(pretrained_tokenizer) if pretrained_tokenizer else None
         if tokenizer is None:
-            tokenizer = CharTokenizer(config["vocab"])
+            tokenizer = CharTokenizer(spec.vocab)
             self._new_head(hf, len(tokenizer), tokenizer.blank_id)
         elif len(tokenizer) > hf.lm_head.out_features:
             raise ValueError(f"models.hf-ctc.pretrained = {c.pretrained!r}: its tokenizer has {len(tokenizer)} "
@@ -212,7 +230,7 @@ class HFCTC(BaseASRModel):
                 return_attention_mask=getattr(hf.config, "feat_extract_norm", "layer") == "layer")
         # training.spec_augment false also turns off the model's own time/feature masking
         hf.config.apply_spec_augment = bool(getattr(hf.config, "apply_spec_augment", False)
-                                            and config.get("spec_augment", True))
+                                            and spec.spec_augment)
         return hf, extractor, tokenizer
 
     @staticmethod

@@ -17,22 +17,26 @@ from ..io import atomic_torch_save
 from ..plugins import get_model_class, register_base
 from ..text import CharTokenizer
 from .features import FeatureSpec, LogMel
+from .spec import ModelSpec
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: the config is `ModelSpec.to_dict()`; 1: one flat dict (still read)
 
 
 class ModelConfig(BaseModel):
     """Keys of `models.<name>`; a model subclasses this to declare (and validate) its own."""
 
     model_config = ConfigDict(extra="forbid")
-    input_dim: int = 80
+    input_dim: Optional[int] = None  # the features' mel bins; null: the spec sets it to `features.n_mels`
+
+    def check_features(self, features: FeatureSpec) -> None:
+        """Raise ValueError when these settings do not fit the features (e.g. a chunk that is not whole frames)."""
 
 
 class PresetModelConfig(ModelConfig):
     """Keys of models with named sizes: every dimension left null comes from the `size` preset."""
 
     size: SizeName = "xs"
-    input_dim: int = Field(80, ge=8, le=512)
+    input_dim: Optional[int] = Field(None, ge=8, le=512)  # null: features.n_mels
     encoder_dim: Optional[int] = Field(None, ge=16, le=2048)
     num_heads: Optional[int] = Field(None, ge=1, le=32)
     num_layers: Optional[int] = Field(None, ge=1, le=48)
@@ -49,11 +53,11 @@ class PresetModelConfig(ModelConfig):
 
 
 class BaseASRModel(nn.Module, ABC):
-    """A speech recogniser built from a config dict.
+    """A speech recogniser built from a `ModelSpec` (`asr_poc.models.spec`: features, vocabulary, architecture).
 
-    `config` holds the model's own keys (its `models.<name>` section) plus two keys the trainer adds:
-    `vocab` (the tokenizer's dict) and `features` (log-mel settings). A checkpoint stores this dict with the
-    weights, so a checkpoint file alone rebuilds the model (`BaseASRModel.from_checkpoint`).
+    `model_spec(cfg, vocab)` makes the spec from a config; a plain dict (`spec.to_dict()`, or a checkpoint's config
+    from before the spec) is read with `Spec.from_dict`. A checkpoint stores `spec.to_dict()` with the weights, so a
+    checkpoint file alone rebuilds the model (`BaseASRModel.from_checkpoint`).
 
     Subclasses implement `forward(batch) -> loss` and `transcribe(waveforms, lengths) -> list[str]`;
     `inference(waveform) -> str` and the checkpoint methods come from here.
@@ -62,14 +66,21 @@ class BaseASRModel(nn.Module, ABC):
     name: ClassVar[str] = "base"
     Config: ClassVar[type[BaseModel]] = ModelConfig
     Features: ClassVar[type[BaseModel]] = FeatureSpec  # the config's `features` section: the model's input
+    Spec: ClassVar[type[ModelSpec]] = ModelSpec
+    legacy_extra_keys: ClassVar[tuple[str, ...]] = ()  # keys a pre-spec checkpoint's flat config held beside `vocab`
     streaming: ClassVar[bool] = False
 
-    def __init__(self, config: dict):
+    def __init__(self, spec: ModelSpec | dict):
         super().__init__()
-        self.config = dict(config)
-        self.tokenizer = CharTokenizer(config["vocab"])
-        self.features = FeatureSpec.from_dict(config.get("features", {}))
-        self.frontend = LogMel(self.features, spec_augment=bool(config.get("spec_augment", False)))
+        self.spec = spec if isinstance(spec, ModelSpec) else self.Spec.from_dict(spec, type(self))
+        self.tokenizer = CharTokenizer(self.spec.vocab)
+        self.features = self.spec.features
+        self.frontend = LogMel(self.features, spec_augment=self.spec.spec_augment)
+
+    @property
+    def config(self) -> dict:
+        """The spec as plain data (what a checkpoint stores)."""
+        return self.spec.to_dict()
 
     @property
     def device(self) -> torch.device:

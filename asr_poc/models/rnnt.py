@@ -81,7 +81,7 @@ class EmformerRNNT(BaseASRModel):
 
     def __init__(self, config: dict):
         super().__init__(config)
-        c = RNNTConfig.model_validate({k: v for k, v in config.items() if k in RNNTConfig.model_fields})
+        c: RNNTConfig = self.spec.arch
         frame_ms = 1000.0 * self.features.hop_length / self.sample_rate  # 10 ms
         self.stride = c.time_reduction
         self.segment = max(1, round(c.chunk_ms / (frame_ms * self.stride)))  # encoder frames per chunk

@@ -34,7 +34,7 @@ from ..config import validate_config
 from ..evaluation import evaluate
 from ..io import DiskFullError, atomic_torch_save
 from ..models.interface import BaseASRModel
-from ..models.spec import model_config as build_model_config
+from ..models.spec import model_spec
 from ..paths import resolve_path
 from ..plugins import get_model_class
 from ..runs import Run
@@ -136,7 +136,7 @@ def build_model(cfg: dict, train_set, checkpoint: Optional[dict], record: Record
         model_config = {**initial.config, "spec_augment": tc["spec_augment"]}
     else:
         tokenizer = CharTokenizer.from_texts(train_set.texts())
-        model_config = build_model_config(cfg, tokenizer.vocab, tc["spec_augment"])
+        model_config = model_spec(cfg, tokenizer.vocab, tc["spec_augment"])
     model = get_model_class(cfg["model"])(model_config).to(device)
     if initial is not None:
         model.load_state_dict(initial.state_dict())
