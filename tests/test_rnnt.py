@@ -1,4 +1,4 @@
-"""RNN-T (Emformer transducer): presets, config checks, a loss that falls, streaming = full-utterance greedy decoding,
+"""RNN-T (Emformer and conformer encoders): presets, config checks, a loss that falls, streaming = full-utterance greedy decoding,
 checkpoints, and `asr-poc train --model rnn-t` end to end."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from asr_poc.inference import Transcriber
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.models.rnnt import EmformerRNNT, RNNTConfig
 from asr_poc.plugins import get_dataset_class, get_model_class
-from asr_poc.text import CharTokenizer
+from asr_poc.text import CharTokenizer, normalize_text
 from asr_poc.runs import Run
 
 # Small enough to overfit four utterances in well under a minute on two busy cores.
@@ -50,13 +50,18 @@ def overfit(model: BaseASRModel, items: list[dict], steps: int, lr: float = 2e-3
     return losses
 
 
-@pytest.fixture(scope="module")
-def overfitted(small_corpus):
-    items = shortest_utterances(small_corpus)
+def overfitted_model(corpus, config: dict):
+    """A model of `config` trained STEPS steps on the 4 shortest utterances; (model, items, losses)."""
+    items = shortest_utterances(corpus)
     torch.manual_seed(0)
-    model = build(CharTokenizer.from_texts([it["text"] for it in items]).vocab, **SMALL)
+    model = build(CharTokenizer.from_texts([it["text"] for it in items]).vocab, **config)
     losses = overfit(model, items, STEPS)
     return model.eval(), items, losses
+
+
+@pytest.fixture(scope="module")
+def overfitted(small_corpus):
+    return overfitted_model(small_corpus, SMALL)
 
 
 @pytest.mark.parametrize("size, low, high", [("xs", 1e6, 3e6), ("s", 8e6, 13e6), ("m", 25e6, 36e6)])
@@ -80,12 +85,12 @@ def test_streaming_attributes_follow_the_config():
 ])
 def test_config_errors_name_the_key(override, message):
     with pytest.raises(ConfigError) as err:
-        load_config(None, ["model=rnn-t", override], check_data=False)
+        load_config(None, ["model=rnn-t", "models.rnn-t.encoder=emformer", override], check_data=False)
     assert any(line.startswith(message) for line in err.value.problems), err.value.problems
 
 
 def test_time_reduction_changes_the_frame_the_chunks_are_checked_against():
-    cfg = load_config(None, ["model=rnn-t", "models.rnn-t.time_reduction=2", "models.rnn-t.chunk_ms=100",
+    cfg = load_config(None, ["model=rnn-t", "models.rnn-t.encoder=emformer", "models.rnn-t.time_reduction=2", "models.rnn-t.chunk_ms=100",
                              "models.rnn-t.lookahead_ms=20", "models.rnn-t.left_context_ms=400"], check_data=False)
     assert cfg["models"]["rnn-t"]["chunk_ms"] == 100
 
@@ -147,3 +152,58 @@ def test_asr_poc_train_model_rnn_t_end_to_end(small_corpus, tmp_path, capsys):
     wav = sorted((small_corpus / "wavs").glob("*.wav"))[0]
     assert isinstance(transcriber.transcribe(wav).text, str)
     assert list(transcriber.stream([]))[-1].is_final
+
+
+# --- the conformer encoder (`encoder: conformer`): the streaming conformer's layers under the transducer ------------
+SMALL_CONFORMER = dict(encoder="conformer", encoder_dim=64, num_heads=2, num_layers=2, ffn_dim=256, kernel_size=7,
+                       subsampling_channels=16, predictor_dim=64, joiner_dim=128, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def overfitted_conformer(small_corpus):
+    return overfitted_model(small_corpus, SMALL_CONFORMER)
+
+
+def test_conformer_encoder_loss_falls_and_it_transcribes_what_it_learned(overfitted_conformer):
+    from asr_poc.evaluation import error_rates
+
+    model, items, losses = overfitted_conformer
+    assert losses[-1] < 0.3 * losses[0], losses[::10]
+    texts = [model.inference(it["waveform"]) for it in items]  # full context, after training on chunks too
+    assert error_rates([it["text"] for it in items], texts)["cer"] < 0.75, texts  # untrained: ~1 (garbage)
+    assert any(text == normalize_text(it["text"]) for text, it in zip(texts, items)), texts
+
+
+def test_conformer_encoder_streams_exactly_its_chunked_frames(overfitted_conformer):
+    """Streaming (any piece size) gives the encoder frames of the whole utterance under the chunk mask, and the
+    greedy text over them; the full-context transcript may differ (it sees the future)."""
+    model, items, _ = overfitted_conformer
+    transcriber = model.model.transcriber
+    for item in items[:2]:
+        wav = item["waveform"]
+        with torch.inference_mode():
+            feats, lengths = model.frontend(wav[None], torch.tensor([wav.numel()]))
+            chunked, n = transcriber(feats, lengths, model.segment)
+            expected = model.tokenizer.decode(model.greedy(chunked[0, : int(n[0])]).tokens)
+        for size in (997, 4000, wav.numel()):
+            state = model.init_stream_state()
+            for i in range(0, wav.numel(), size):
+                text, state = model.stream_step(wav[i : i + size], state)
+                assert expected.startswith(text)  # partial texts only grow
+            text, state = model.stream_step(torch.zeros(0), state, final=True)
+            assert text == expected, (size, text, expected)
+
+
+def test_conformer_encoder_config():
+    vocab = CharTokenizer.from_texts(["a b"]).vocab
+    model = build(vocab, encoder="conformer")
+    assert model.lookahead_ms == 0 and model.chunk_ms == 160 and model.model.transcriber.left_chunks == 8
+    assert 1.5e6 < model.num_parameters() < 3e6
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model=rnn-t", "models.rnn-t.encoder=conformer", "models.rnn-t.lookahead_ms=40"],
+                    check_data=False)
+    assert any("lookahead_ms (40) is the Emformer encoder's right context" in p for p in err.value.problems)
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["model=rnn-t", "models.rnn-t.encoder=conformer", "models.rnn-t.time_reduction=2"],
+                    check_data=False)
+    assert any("time_reduction (2) is the Emformer encoder's" in p for p in err.value.problems)

@@ -1,4 +1,10 @@
-"""RNN-T: a streaming transducer. Emformer encoder + LSTM predictor + joiner (torchaudio), rnnt_loss, greedy decoding.
+"""RNN-T: a streaming transducer. Emformer or conformer encoder + LSTM predictor + joiner (torchaudio), rnnt_loss,
+greedy decoding.
+
+`encoder: conformer` (rnnt_conformer.py) puts the streaming conformer's layers under the transducer: trained on
+random chunks and full context, it decodes with full context (`transcribe`) and streams chunk by chunk with no
+look-ahead beyond the chunk. A training step costs ~17% less CPU than the Emformer's, with the same training loss
+step for step (benchmarks/README.md). What follows describes `encoder: emformer`.
 
 The encoder (torchaudio's `emformer_rnnt_model`) stacks `time_reduction` log-mel frames into one (40 ms with the
 default 10 ms hop and 4x) and runs Emformer layers over segments of `chunk_ms`, each seeing `left_context_ms` of
@@ -24,6 +30,9 @@ import torchaudio
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torchaudio.models import emformer_rnnt_model
+from torchaudio.models.rnnt import RNNT, _Joiner, _Predictor
+
+from .rnnt_conformer import SUBSAMPLING, ConformerTranscriber
 
 from .features import StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
@@ -32,6 +41,14 @@ SIZES: dict[str, dict[str, int]] = {
     "xs": dict(encoder_dim=144, num_heads=4, num_layers=6, ffn_dim=576, predictor_dim=128, joiner_dim=256),  # ~1.8M
     "s": dict(encoder_dim=256, num_heads=4, num_layers=12, ffn_dim=1024, predictor_dim=256, joiner_dim=512),  # ~10M
     "m": dict(encoder_dim=384, num_heads=6, num_layers=16, ffn_dim=1536, predictor_dim=384, joiner_dim=640),  # ~30M
+}
+CONFORMER_SIZES: dict[str, dict[str, int]] = {  # encoder: conformer (the conformer-CTC's encoder sizes)
+    "xs": dict(encoder_dim=144, num_heads=4, num_layers=4, ffn_dim=576, kernel_size=15, subsampling_channels=32,
+               predictor_dim=128, joiner_dim=256),
+    "s": dict(encoder_dim=256, num_heads=4, num_layers=6, ffn_dim=1024, kernel_size=31, subsampling_channels=256,
+              predictor_dim=256, joiner_dim=512),
+    "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31, subsampling_channels=384,
+              predictor_dim=384, joiner_dim=640),
 }
 FEATURE_HOP_MS = 10  # the default log-mel hop; chunk and look-ahead are checked against it
 SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalisation: (log10(1e-10) + 4) / 4
@@ -43,15 +60,38 @@ class RNNTConfig(PresetModelConfig):
 
     predictor_dim: Optional[int] = Field(None, ge=8, le=4096)  # embedding and LSTM width
     joiner_dim: Optional[int] = Field(None, ge=8, le=4096)
-    time_reduction: Literal[2, 4, 6, 8] = 4  # log-mel frames stacked into one encoder frame
+    encoder: Literal["emformer", "conformer"] = "emformer"  # conformer: rnnt_conformer.py, learns sooner
+    kernel_size: Optional[int] = Field(None, ge=3, le=127)  # conformer encoder: depthwise convolution
+    subsampling_channels: Optional[int] = Field(None, ge=1, le=1024)  # conformer encoder: subsampling convolutions
+    dynamic_chunk_training: bool = True  # conformer encoder: random chunks and full context while training
+    time_reduction: Literal[2, 4, 6, 8] = 4  # emformer: log-mel frames stacked into one encoder frame
     chunk_ms: int = Field(160, ge=20, le=5000)  # streaming segment
-    lookahead_ms: int = Field(40, ge=0, le=2000)  # right context seen beyond each segment
+    lookahead_ms: Optional[int] = Field(None, ge=0, le=2000)  # emformer: right context beyond each segment (null: 40)
     left_context_ms: int = Field(1280, ge=0, le=60000)  # attention's left context
     ctc_weight: float = Field(0.3, ge=0.0, lt=1.0)  # auxiliary CTC loss on the encoder: it learns to align sooner
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "RNNTConfig":
+        if self.encoder == "conformer":
+            self.fill_from_preset(CONFORMER_SIZES)
+            if self.kernel_size % 2 == 0:
+                raise ValueError(f"kernel_size ({self.kernel_size}) must be odd")
+            if self.lookahead_ms:
+                raise ValueError(f"lookahead_ms ({self.lookahead_ms}) is the Emformer encoder's right context; the "
+                                 "conformer encoder sees no frame beyond its chunk: leave it null or 0")
+            if self.time_reduction != SUBSAMPLING:
+                raise ValueError(f"time_reduction ({self.time_reduction}) is the Emformer encoder's; the conformer "
+                                 f"encoder subsamples {SUBSAMPLING}x: leave it at {SUBSAMPLING}")
+            object.__setattr__(self, "lookahead_ms", 0)
+            frame_ms = FEATURE_HOP_MS * SUBSAMPLING
+            for key in ("chunk_ms", "left_context_ms"):
+                if getattr(self, key) % frame_ms:
+                    raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms} ms (the "
+                                     f"conformer encoder's frame: {FEATURE_HOP_MS} ms features x {SUBSAMPLING})")
+            return self
         self.fill_from_preset(SIZES)
+        if self.lookahead_ms is None:
+            object.__setattr__(self, "lookahead_ms", 40)
         if self.encoder_dim % self.time_reduction:
             raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by time_reduction "
                              f"({self.time_reduction})")
@@ -88,7 +128,26 @@ class EmformerRNNT(BaseASRModel):
         self.right = round(c.lookahead_ms / (frame_ms * self.stride))
         self.chunk_ms = self.segment * self.stride * frame_ms
         self.lookahead_ms = self.right * self.stride * frame_ms
-        self.model = emformer_rnnt_model(
+        self.encoder_kind = c.encoder
+        if c.encoder == "conformer":
+            transcriber = ConformerTranscriber(
+                c.input_dim, c.encoder_dim, c.joiner_dim, c.num_heads, c.ffn_dim, c.num_layers, c.kernel_size,
+                c.subsampling_channels, c.dropout, chunk_frames=self.segment,
+                left_chunks=round(c.left_context_ms / self.chunk_ms), dynamic_chunks=c.dynamic_chunk_training)
+            predictor = _Predictor(len(self.tokenizer), c.joiner_dim, symbol_embedding_dim=c.predictor_dim,
+                                   num_lstm_layers=1, lstm_hidden_dim=c.predictor_dim, lstm_layer_norm=True,
+                                   lstm_layer_norm_epsilon=1e-5, lstm_dropout=c.dropout)
+            self.model = RNNT(transcriber, predictor, _Joiner(c.joiner_dim, len(self.tokenizer)))
+        else:
+            self.model = self._emformer(c)
+        self.blank = self.tokenizer.blank_id
+        self.ctc_weight = c.ctc_weight
+        self.ctc_head = torch.nn.Linear(c.joiner_dim, len(self.tokenizer)) if c.ctc_weight > 0 else None
+        self._stream_features: Optional[StreamingLogMel] = None
+
+    def _emformer(self, c: RNNTConfig) -> RNNT:
+        frame_ms = 1000.0 * self.features.hop_length / self.sample_rate
+        return emformer_rnnt_model(
             input_dim=c.input_dim, encoding_dim=c.joiner_dim, num_symbols=len(self.tokenizer),
             segment_length=self.segment * self.stride, right_context_length=self.right * self.stride,
             time_reduction_input_dim=c.encoder_dim // self.stride, time_reduction_stride=self.stride,
@@ -99,10 +158,6 @@ class EmformerRNNT(BaseASRModel):
             transformer_tanh_on_mem=False, symbol_embedding_dim=c.predictor_dim, num_lstm_layers=1,
             lstm_layer_norm=True, lstm_layer_norm_epsilon=1e-5, lstm_dropout=c.dropout,
         )
-        self.blank = self.tokenizer.blank_id
-        self.ctc_weight = c.ctc_weight
-        self.ctc_head = torch.nn.Linear(c.joiner_dim, len(self.tokenizer)) if c.ctc_weight > 0 else None
-        self._stream_features: Optional[StreamingLogMel] = None
 
     # --- encoder -----------------------------------------------------------------------------------------------
     def _pad_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,6 +172,9 @@ class EmformerRNNT(BaseASRModel):
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms (B, T) -> encoder frames (B, frames, joiner_dim) and their lengths (all segments at once)."""
         feats, feat_lengths = self.frontend(waveforms, lengths)
+        if self.encoder_kind == "conformer":  # training: dynamic chunks; decoding: full context
+            chunk = self.model.transcriber.training_chunk() if self.training else None
+            return self.model.transcriber(feats, feat_lengths, chunk)
         feats, feat_lengths = self._pad_features(feats, feat_lengths)
         out, _ = self.model.transcribe(feats, feat_lengths)
         return out, feat_lengths // self.stride
@@ -169,12 +227,20 @@ class EmformerRNNT(BaseASRModel):
     def init_stream_state(self) -> dict[str, Any]:
         if self._stream_features is None:
             self._stream_features = StreamingLogMel(self.frontend)
+        if self.encoder_kind == "conformer":
+            return {"features": self._stream_features.init_state(), "encoder": self.model.transcriber.init_state(),
+                    "hyp": None}
         return {"features": self._stream_features.init_state(), "frames": None, "encoder": None, "hyp": None}
 
     @torch.inference_mode()
     def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
         """Run the encoder on every segment whose look-ahead has arrived (at `final`, pad the rest with silence)."""
         feats = self._stream_features(samples, state["features"], final).to(self.device)
+        if self.encoder_kind == "conformer":
+            enc = self.model.transcriber.stream(feats, state["encoder"], final)
+            if len(enc) or state["hyp"] is None:
+                state["hyp"] = self.greedy(enc, state["hyp"])
+            return self.tokenizer.decode(state["hyp"].tokens), state
         frames = feats if state["frames"] is None else torch.cat([state["frames"], feats])
         step, window = self.segment * self.stride, (self.segment + self.right) * self.stride
         if final:  # as `_pad_features`: whole encoder frames, then silence up to whole segments + right context
