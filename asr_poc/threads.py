@@ -11,7 +11,9 @@ from spinning on a core someone else needs. OpenMP reads its environment once, w
 - `auto` (default): passive OpenMP wait; intra-op threads = the cores left free by other processes, measured over
   a short window at process start (at least 1); one inter-op thread. `training.num_threads` still fixes the count.
 - `torch`: torch's own defaults (all cores, OpenMP's spinning wait), as before this module existed.
-Background runs (the worker process) are also niced by `BACKGROUND_NICE`, so the page and notebooks stay responsive.
+Background runs (the worker process) are also niced by `BACKGROUND_NICE`, so the page and notebooks stay responsive;
+where the kernel groups processes by session (autogroup, the default on desktop and many server kernels), a
+process's niceness only counts within its session, so the session's autogroup is niced as well.
 """
 from __future__ import annotations
 
@@ -99,7 +101,9 @@ def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, 
         if num_threads is None:
             busy = busy_cores()
             num_threads = choose_threads(cpu_count(), busy)
-    nice = os.nice(BACKGROUND_NICE) if background and policy == "auto" and hasattr(os, "nice") else None
+    nice = autogroup_nice = None
+    if background and policy == "auto" and hasattr(os, "nice"):
+        nice, autogroup_nice = os.nice(BACKGROUND_NICE), _nice_autogroup(BACKGROUND_NICE)
     import torch
 
     if num_threads:
@@ -112,7 +116,24 @@ def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, 
     return {"policy": policy, "torch_threads": torch.get_num_threads(),
             "interop_threads": torch.get_num_interop_threads(), "env": applied_env,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "env_before_torch": env_before_torch,
-            "busy_cores_at_start": None if busy is None else round(busy, 2), "nice": nice}
+            "busy_cores_at_start": None if busy is None else round(busy, 2), "nice": nice,
+            "autogroup_nice": autogroup_nice}
+
+
+def _nice_autogroup(increment: int) -> Optional[int]:
+    """Raise the niceness of this process's scheduler autogroup (Linux with CONFIG_SCHED_AUTOGROUP, where a
+    process's own niceness only counts against processes of the same session, and a background run has a session
+    of its own); the new value, or None where there is no autogroup to change."""
+    path = "/proc/self/autogroup"
+    try:
+        with open(path, encoding="ascii") as f:
+            current = int(f.read().split("nice")[1])
+        with open(path, "w", encoding="ascii") as f:
+            f.write(str(min(19, current + increment)))
+        with open(path, encoding="ascii") as f:
+            return int(f.read().split("nice")[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def describe(settings: dict) -> str:
@@ -123,6 +144,8 @@ def describe(settings: dict) -> str:
         parts.append(f"{settings['busy_cores_at_start']} cores busy at start")
     if settings.get("nice") is not None:
         parts.append(f"nice {settings['nice']}")
+    if settings.get("autogroup_nice") is not None:
+        parts.append(f"session autogroup nice {settings['autogroup_nice']}")
     if not settings.get("env_before_torch"):
         parts.append("torch was imported first: OpenMP settings not applied")
     return f"threads ({settings['policy']}): " + ", ".join(parts)

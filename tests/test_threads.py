@@ -45,6 +45,8 @@ def test_a_background_run_applies_the_settings_in_its_worker_process(small_corpu
     assert settings["omp_wait_policy"] == "PASSIVE" and settings["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert settings["torch_threads"] == 1 and settings["interop_threads"] == 1
     assert settings["nice"] == os.nice(0) + threads.BACKGROUND_NICE
+    if os.path.exists("/proc/self/autogroup"):  # the worker's session has an autogroup of its own: niced too
+        assert settings["autogroup_nice"] >= threads.BACKGROUND_NICE
     assert os.environ.get("OMP_WAIT_POLICY") == parent_policy  # the worker's environment, not this process's
 
 
