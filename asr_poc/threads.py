@@ -123,8 +123,11 @@ def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, 
 def _nice_autogroup(increment: int) -> Optional[int]:
     """Raise the niceness of this process's scheduler autogroup (Linux with CONFIG_SCHED_AUTOGROUP, where a
     process's own niceness only counts against processes of the same session, and a background run has a session
-    of its own); the new value, or None where there is no autogroup to change."""
+    of its own); the new value, or None where there is no autogroup to change or it is not this process's own
+    (only a session leader, like the launcher's worker, changes it)."""
     path = "/proc/self/autogroup"
+    if os.getsid(0) != os.getpid():  # not a session leader: the autogroup is shared with whoever started us
+        return None
     try:
         with open(path, encoding="ascii") as f:
             current = int(f.read().split("nice")[1])

@@ -85,3 +85,11 @@ def test_the_page_decodes_with_one_thread_while_a_run_trains(small_corpus, tmp_p
         assert threads.set_decode_threads(tmp_path) == default and torch.get_num_threads() == default
     finally:
         torch.set_num_threads(default)
+
+
+@pytest.mark.parametrize("module", ["asr_poc.training.worker", "asr_poc.bench.training"])
+def test_the_training_processes_entry_points_do_not_import_torch_before_the_settings(module):
+    """Both entry points apply the thread settings before they import torch: importing them must not import it."""
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr

@@ -22,7 +22,6 @@ from typing import Optional, Sequence
 
 from ..config import load_config, validate_config
 from ..runs import Run
-from ..training.trainer import train
 
 MEMORY_FILE = "bench_memory.json"
 
@@ -56,7 +55,8 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
         started = time.perf_counter()
         child = subprocess.run([sys.executable, "-m", "asr_poc.bench.training", str(run.path),
                                 *(["--background"] if background else [])],
-                               capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+                               capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                               start_new_session=background)  # a session of its own, as the launcher's worker
         wall = time.perf_counter() - started
         status = run.status
         if child.returncode != 0 or status.get("state") != "finished":
@@ -117,7 +117,9 @@ def _child(run_dir: str, background: bool = False) -> int:
 
     training = Run(run_dir).config.get("training", {})
     settings = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=background)
-    import torch
+    import torch  # here, not at the top: OpenMP reads the settings above once, when torch loads it
+
+    from ..training.trainer import train  # imports torch
 
     before = _rss_mb()
     usage = resource.getrusage(resource.RUSAGE_SELF)
