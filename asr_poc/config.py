@@ -230,6 +230,17 @@ def load_config(
     return validate_config(raw, check_data=check_data)
 
 
+def load_section(name: str, path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> dict:
+    """One validated top-level section (e.g. `decoding`) without loading any plugin: no model, so no torch."""
+    raw = read_yaml(DEFAULT_CONFIG)
+    if path is not None and Path(path).resolve() != DEFAULT_CONFIG.resolve():
+        raw = deep_merge(raw, read_yaml(path))
+    cfg, problems = validate_section(TopLevelConfig, apply_overrides(raw, overrides), "")
+    if problems:
+        raise ConfigError(problems)
+    return cfg[name]
+
+
 def validate_config(raw: dict, *, check_data: bool = True) -> dict:
     """Validate an already merged config dict (see `load_config`)."""
     cfg, problems = validate_section(TopLevelConfig, raw, "")

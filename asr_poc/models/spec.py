@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from .features import FeatureSpec
 
-if TYPE_CHECKING:  # the model classes import this module
-    from .interface import BaseASRModel
 
 LEGACY_KEYS = ("vocab", "features", "spec_augment")  # beside the architecture in a pre-spec checkpoint's flat dict
 
@@ -50,7 +48,7 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, d: dict, model_cls: type["BaseASRModel"]) -> "ModelSpec":
+    def from_dict(cls, d: dict, model_cls: type) -> "ModelSpec":
         """A spec from `to_dict()`'s layout, or from a pre-spec checkpoint's flat dict."""
         if "arch" not in d:  # written before the spec: {**architecture, vocab, features, spec_augment, extras}
             extra_keys = getattr(model_cls, "legacy_extra_keys", ())
@@ -64,7 +62,7 @@ class ModelSpec:
                    extra=dict(d.get("extra") or {}))
 
 
-def architecture(model_cls: type["BaseASRModel"], section: dict, features: BaseModel) -> BaseModel:
+def architecture(model_cls: type, section: dict, features: BaseModel) -> BaseModel:
     """The model's validated `Config`; an `input_dim` left null is the features' mel bins (stated once)."""
     if section.get("input_dim") is None and "input_dim" in model_cls.Config.model_fields:
         section = {**section, "input_dim": getattr(features, "n_mels", None)}

@@ -21,7 +21,7 @@ import ipywidgets as w
 import numpy as np
 import soundfile as sf
 
-from ..config import load_config
+from ..config import load_section
 from ..runs import default_root, list_runs
 from ..threads import set_decode_threads
 from .recorder import MicRecorder
@@ -92,7 +92,7 @@ class TestPanel(w.VBox):
 
     def __init__(self, root: Optional[os.PathLike] = None, config_path: Optional[str] = None,
                  overrides: tuple[str, ...] = (), max_seconds: float = MAX_SECONDS, preload: bool = True):
-        self.root = Path(root) if root else default_root(load_config(config_path, list(overrides), check_data=False))
+        self.root = Path(root) if root else default_root({"checkpoint_dir": load_section("checkpoint_dir", config_path, list(overrides))})
         self.max_seconds = max_seconds
         self._transcribers: dict[str, tuple[float, Transcriber]] = {}
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-poc-transcribe")
@@ -118,7 +118,7 @@ class TestPanel(w.VBox):
         self.reference.add_class("asr-reference")
         from ..decoding.lm import decoding_choices  # light: no torch
 
-        choices = decoding_choices(load_config(config_path, list(overrides), check_data=False))
+        choices = decoding_choices({"decoding": load_section("decoding", config_path, list(overrides))})
         self._decoding_sections = dict(enumerate(section for _, section in choices))
         self.decoding = w.Dropdown(description="decoding", options=[(label, i) for i, (label, _) in enumerate(choices)],
                                    value=0, style={"description_width": "92px"}, layout=w.Layout(width="560px"))
