@@ -6,8 +6,10 @@ torch's dynamo exporter (`torch.onnx.export(dynamo=True)`, which needs `onnxscri
 cannot export the complex STFT. A streaming model is exported with full context (what `transcribe` uses).
 `--int8` also writes a dynamically quantised copy (`onnxruntime.quantization.quantize_dynamic`: int8 weights of
 the linear layers, activations quantised on the fly; the log-mel front end stays float). The model's name, vocabulary and feature settings travel in
-the file's metadata (`asr_poc`), so `Transcriber.from_checkpoint("best.onnx")` needs nothing else. Files are
-written to a temporary name and renamed.
+the file's metadata (`asr_poc`), so `Transcriber.from_checkpoint("best.onnx")` needs nothing else. Before a file
+is renamed into place it is run in onnxruntime on lengths the tracer never saw and compared with eager torch: a
+graph that fails or computes other logits is refused (today the Emformer transducer's CTC head is: its padding
+arithmetic does not survive tracing). Files are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -90,6 +92,7 @@ def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
                 "torch": torch.__version__, "quantized": False}
         onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
+        _check_export(graph, tmp, rate)
         _replace_atomically(tmp, path)
     except Exception as err:
         tmp.unlink(missing_ok=True)
@@ -100,6 +103,28 @@ def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
     finally:
         model.to(device).train(was_training)
     return path
+
+
+def _check_export(graph: _CTCGraph, path: Path, rate: int) -> None:
+    """Run the file on a length the tracer never saw and compare with eager: a graph that fails or computes other
+    logits is refused (ExportError) instead of being written."""
+    import onnxruntime as ort
+
+    lengths = torch.tensor([int(0.77 * rate), int(1.23 * rate)])
+    waveforms = torch.randn(2, int(lengths.max()), generator=torch.Generator().manual_seed(1)) * 0.1
+    with torch.no_grad():
+        ref, ref_frames = graph(waveforms, lengths)
+    try:
+        got, frames = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
+    except Exception as err:
+        raise ExportError(f"the exported graph of {graph.model.name!r} does not run in onnxruntime: "
+                          f"{str(err).splitlines()[0][:200]}") from None
+    scale = float(ref.abs().max()) or 1.0
+    for i, n in enumerate(ref_frames.tolist()):
+        if int(frames[i]) != n or float(np.abs(got[i, :n] - ref[i, :n].numpy()).max(initial=0.0)) > 1e-3 * scale:
+            raise ExportError(f"the exported graph of {graph.model.name!r} computes other logits than the model "
+                              f"(frames {int(frames[i])} vs {n}); not written")
 
 
 def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:

@@ -131,3 +131,15 @@ def test_export_errors_are_one_line(tmp_path):
     with pytest.raises(ExportError, match="not an ONNX file"):
         read_metadata(bad)
     assert main(["export", str(tmp_path / "missing-run")]) == 1
+
+
+def test_an_export_that_computes_other_logits_is_refused(exported):
+    from asr_poc.export import _check_export, _CTCGraph
+
+    _, folder = exported
+    other = confident_model()
+    with torch.no_grad():
+        other.head.bias.add_(5.0 * torch.randn(other.head.bias.shape))  # not the weights in the file
+    with pytest.raises(ExportError, match="computes other logits"):
+        _check_export(_CTCGraph(other).eval(), folder / "best.onnx", 16000)
+    _check_export(_CTCGraph(exported[0]).eval(), folder / "best.onnx", 16000)  # the model it came from passes
