@@ -59,6 +59,7 @@ class TrainingConfig(StrictModel):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
     num_threads: Optional[int] = Field(None, ge=1, le=512)
     threads: Literal["auto", "torch"] = "auto"  # asr_poc/threads.py: auto = passive OpenMP wait, free cores at start
+    nice: int = Field(0, ge=0, le=19)  # niceness added to a background run (asr_poc/threads.py)
     num_workers: int = Field(0, ge=0, le=64)
     mixed_precision: bool = True
     init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)

@@ -11,9 +11,10 @@ from spinning on a core someone else needs. OpenMP reads its environment once, w
 - `auto` (default): passive OpenMP wait; intra-op threads = the cores left free by other processes, measured over
   a short window at process start (at least 1); one inter-op thread. `training.num_threads` still fixes the count.
 - `torch`: torch's own defaults (all cores, OpenMP's spinning wait), as before this module existed.
-Background runs (the worker process) are also niced by `BACKGROUND_NICE`, so the page and notebooks stay responsive;
-where the kernel groups processes by session (autogroup, the default on desktop and many server kernels), a
-process's niceness only counts within its session, so the session's autogroup is niced as well.
+`training.nice: N` (default 0) also nices a background run (the worker process), so that everything else on the
+machine comes first: measured, a niced run beside a busy core kept about half of what an un-niced one kept, so it
+is off by default. Where the kernel groups processes by session (autogroup, the default on desktop and many server
+kernels), a process's niceness only counts within its session, so the worker's own session's autogroup is niced too.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from .runs import list_runs
 
 Policy = Literal["auto", "torch"]
 PASSIVE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}  # GNU and Intel OpenMP: no spinning while waiting
-BACKGROUND_NICE = 5  # niceness added to background training processes
 SAMPLE_SECONDS = 0.5  # how long `busy_cores` watches the machine
 BUSY_CORE_THRESHOLD = 0.5  # another process using more than half a core takes that core away
 
@@ -84,10 +84,11 @@ def choose_threads(cores: int, busy: float) -> int:
     return max(1, cores - taken)
 
 
-def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, background: bool = False) -> dict:
+def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, background: bool = False,
+                    nice: int = 0) -> dict:
     """Apply `policy` to this process; call it before torch is imported (returns what it did, for the run's log).
 
-    Sets the OpenMP environment (only keys the user has not set), nices a background process, then imports torch
+    Sets the OpenMP environment (only keys the user has not set), nices a background process by `nice`, then imports torch
     and sets its intra-op and inter-op thread counts. Safe to call when torch is already imported: the environment
     then comes too late for OpenMP, which the returned `env_before_torch` says.
     """
@@ -101,9 +102,9 @@ def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, 
         if num_threads is None:
             busy = busy_cores()
             num_threads = choose_threads(cpu_count(), busy)
-    nice = autogroup_nice = None
-    if background and policy == "auto" and hasattr(os, "nice"):
-        nice, autogroup_nice = os.nice(BACKGROUND_NICE), _nice_autogroup(BACKGROUND_NICE)
+    increment, nice, autogroup_nice = nice, None, None
+    if background and increment > 0 and hasattr(os, "nice"):
+        nice, autogroup_nice = os.nice(increment), _nice_autogroup(increment)
     import torch
 
     if num_threads:

@@ -47,6 +47,9 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
     assert training["audio_seconds_per_second"] > 0 and training["steps_measured"] == 2
     assert training["batch_size"] == 4 and training["path"].startswith("asr_poc.training.trainer.train")
     assert training["peak_rss_mb"] >= training["rss_at_start_mb"] > 0
+    busy = training["beside_busy_core"]  # a background run beside a pure-Python busy loop
+    assert busy["audio_seconds_per_second"] > 0 and busy["busy_loop_share"] > 0 and len(busy["load_average"]) == 3
+    assert busy["thread_settings"]["policy"] == "auto" and busy["thread_settings"]["env_before_torch"]
 
     files = {k: Path(v) for k, v in result["files"].items()}
     assert files["json"] == out / "preset.json" and files["markdown"] == out / "preset.md"
@@ -54,14 +57,14 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
     assert saved["systems"][0]["ratios"]["rtfx_1_thread"] == pytest.approx(system["ratios"]["rtfx_1_thread"])
     md = files["markdown"].read_text()
     assert f"| conformer:xs | {system['parameters'] / 1e6:.2f}M |" in md and "(baseline)" in md and "x) |" in md
-    assert "## Streaming" in md and "## Training throughput" in md
+    assert "## Streaming" in md and "## Training throughput" in md and "beside a busy core" in md
     assert files["plot"].read_bytes()[:8] == PNG_MAGIC
 
 
 def test_trained_checkpoint_bench_from_the_command_line(trained_run, tmp_path: Path, capsys):
     """A trained run by its folder: WER/CER on the same files as the baseline, ratios, and the plot's points."""
-    from asr_poc.cli import main
     from asr_poc.results import accuracy_speed_points
+    from asr_poc.cli import main
 
     corpus = trained_run.config["datasets"]["synthetic"]["path"]
     out = tmp_path / "results"
@@ -89,8 +92,8 @@ def test_trained_checkpoint_bench_from_the_command_line(trained_run, tmp_path: P
 
 def test_pocketsphinx_transcribes_espeak_speech(small_corpus: Path):
     from asr_poc.bench.baseline import measure_baseline
-    from asr_poc.bench.corpus import load_corpus
     from asr_poc.config import load_config
+    from asr_poc.bench.corpus import load_corpus
     from asr_poc.evaluation import error_rates
 
     corpus = load_corpus(load_config(None, _data_override(small_corpus)), "test", limit=3)
@@ -130,8 +133,8 @@ def test_throughput_counts_only_steps_after_the_warmup():
 
 def test_points_of_runs_never_benched_come_from_their_training(tmp_path: Path):
     from asr_poc.bench.plot import plot_accuracy_speed
-    from asr_poc.config import load_config
     from asr_poc.results import accuracy_speed_points
+    from asr_poc.config import load_config
     from asr_poc.runs import Run
 
     cfg = load_config(None, [f"checkpoint_dir={tmp_path}"], check_data=False)
@@ -170,3 +173,12 @@ def test_streaming_figures_or_a_reason(small_corpus: Path):
     assert 0 < figures["chunk_compute_ms_p50"] <= figures["chunk_compute_ms_p95"]
     assert figures["latency_ms_p95"] == pytest.approx(figures["algorithmic_latency_ms"] + figures["chunk_compute_ms_p95"])
     assert len(texts) == 2
+
+
+def test_streamed_and_full_context_error_rates_are_on_the_same_files():
+    from asr_poc.bench.streaming import streamed_and_full_context
+
+    refs = ["a cat", "the dog", "not streamed"]
+    rates = streamed_and_full_context(refs, ["a cat", "the dog", "xxxx"], ["a cat", "the fog"])
+    assert rates["files_compared"] == 2 and rates["full_context_wer"] == 0.0 and rates["full_context_cer"] == 0.0
+    assert rates["wer"] == pytest.approx(1 / 4) and rates["cer"] == pytest.approx(1 / 12)

@@ -32,7 +32,7 @@ def test_a_busy_core_is_seen_as_busy():
 
 def test_a_background_run_applies_the_settings_in_its_worker_process(small_corpus, tmp_path):
     cfg = tiny_config(small_corpus, tmp_path, "training.max_steps=1", "training.num_threads=1",
-                      "training.extra_eval=[]")
+                      "training.extra_eval=[]", "training.nice=3")
     assert cfg["training"]["threads"] == "auto"
     parent_policy = os.environ.get("OMP_WAIT_POLICY")
     handle = start_run(Run.create(cfg), background="process")
@@ -44,9 +44,9 @@ def test_a_background_run_applies_the_settings_in_its_worker_process(small_corpu
     assert settings["env_before_torch"] is True  # OpenMP read the passive wait policy when torch loaded it
     assert settings["omp_wait_policy"] == "PASSIVE" and settings["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert settings["torch_threads"] == 1 and settings["interop_threads"] == 1
-    assert settings["nice"] == os.nice(0) + threads.BACKGROUND_NICE
+    assert settings["nice"] == os.nice(0) + 3
     if os.path.exists("/proc/self/autogroup"):  # the worker's session has an autogroup of its own: niced too
-        assert settings["autogroup_nice"] >= threads.BACKGROUND_NICE
+        assert settings["autogroup_nice"] >= 3
     assert os.environ.get("OMP_WAIT_POLICY") == parent_policy  # the worker's environment, not this process's
 
 

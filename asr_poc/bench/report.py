@@ -116,26 +116,30 @@ def markdown(result: dict) -> str:
                            _cell(h["rtfx_batched"], r.get("rtfx_batched")), _cell(h["rtfx_cuda"], r.get("rtfx_cuda"))]))
     lines += ["", "## Streaming (one thread)", "",
               _row(["system", "chunk ms", "look-ahead ms", "algorithmic latency ms", "compute/chunk p50 ms",
-                    "compute/chunk p95 ms", "p95 / chunk", "speech-to-text latency p95 ms", "streamed WER", "streamed CER"]),
-              _row(["---"] * 10)]
+                    "compute/chunk p95 ms", "p95 / chunk", "speech-to-text latency p95 ms", "streamed WER", "streamed CER",
+                    "full-context WER", "full-context CER"]),
+              _row(["---"] * 12)]
     for s in result["systems"]:
         st = s.get("streaming") or {}
         if not st.get("available"):
-            lines.append(_row([s["name"], st.get("reason", "n/a"), *["-"] * 8]))
+            lines.append(_row([s["name"], st.get("reason", "n/a"), *["-"] * 10]))
             continue
         lines.append(_row([s["name"], _num(st["chunk_ms"]), _num(st["lookahead_ms"]), _num(st["algorithmic_latency_ms"]),
                            _num(st["chunk_compute_ms_p50"], 2), _num(st["chunk_compute_ms_p95"], 2),
                            f"{100 * st['chunk_compute_fraction_p95']:.1f}%", _num(st["latency_ms_p95"]),
-                           _num(st.get("wer")), _num(st.get("cer"))]))
+                           _num(st.get("wer")), _num(st.get("cer")), _num(st.get("full_context_wer")),
+                           _num(st.get("full_context_cer"))]))
     lines += ["", "## Training throughput (the real trainer, fresh weights, SpecAugment as configured)", "",
-              _row(["system", "audio s per wall s", "step ms p50", "batch", "threads", "cores kept busy", "device",
-                    "peak RSS MiB", "RSS at start MiB", "peak CUDA MiB"]), _row(["---"] * 10)]
+              _row(["system", "audio s per wall s", "beside a busy core (of idle; busy loop kept; load)", "step ms p50",
+                    "batch", "threads", "cores kept busy", "device", "peak RSS MiB", "RSS at start MiB",
+                    "peak CUDA MiB"]), _row(["---"] * 11)]
     for s in result["systems"]:
         t = s.get("training") or {}
         if t.get("available") is False:
-            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 8]))
+            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 9]))
             continue
-        lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _num(t.get("step_ms_p50"), 0),
+        lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _beside_busy(t),
+                           _num(t.get("step_ms_p50"), 0),
                            str(t.get("batch_size")), str(t.get("threads")), _num(t.get("cores_used"), 2),
                            str(t.get("device")),
                            _num(t.get("peak_rss_mb"), 0), _num(t.get("rss_at_start_mb"), 0),
@@ -144,6 +148,18 @@ def markdown(result: dict) -> str:
 
     lines += report_sections(result)
     return "\n".join(lines) + "\n"
+
+
+def _beside_busy(training: dict) -> str:
+    """'61.0 (52%; 95%; load 2.1)': audio s/s beside a busy core, share of the idle figure, the busy loop's share."""
+    b = training.get("beside_busy_core") or {}
+    rate, idle = b.get("audio_seconds_per_second"), training.get("audio_seconds_per_second")
+    if not rate:
+        return b.get("reason", "-")
+    share = f"{100 * rate / idle:.0f}%" if idle else "-"
+    kept = f"{100 * b['busy_loop_share']:.0f}%" if b.get("busy_loop_share") else "-"
+    load = (b.get("load_average") or [None])[0]
+    return f"{rate:.1f} ({share}; {kept}; load {load:.1f})" if load is not None else f"{rate:.1f} ({share}; {kept})"
 
 
 # --- files ----------------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from ..evaluation import error_rates
 from . import baseline, machine, report
 from .corpus import BenchCorpus, load_corpus
 from .speed import measure_speed
-from .streaming import measure_streaming
+from .streaming import measure_streaming, streamed_and_full_context
 from .systems import load_system
-from .training import measure_training
+from .training import measure_training, measure_training_beside_busy_core
 
 SAMPLES_KEPT = 1000  # transcripts kept in the JSON per system (all of a typical test split)
 
@@ -115,8 +115,7 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
         streaming, stream_texts = measure_streaming(system.model, waveforms, system.model.sample_rate, threads=1,
                                                     max_files=options.stream_files, progress=options.progress)
         if stream_texts is not None and system.trained:
-            rates = error_rates(corpus.texts[: len(stream_texts)], stream_texts)
-            streaming.update(wer=rates["wer"], cer=rates["cer"])
+            streaming.update(streamed_and_full_context(corpus.texts, texts, stream_texts))
         entry["streaming"] = streaming
     else:
         entry["streaming"] = {"available": False, "reason": "skipped (--no-streaming)"}
@@ -130,6 +129,16 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
                                                  threads=max(threads))
         except Exception as err:  # one system's failure must not lose the others' figures
             entry["training"] = {"available": False, "reason": f"{err.__class__.__name__}: {err}"}
+        if options.train_beside_busy and entry["training"].get("available", True):
+            _say(options, f"{system.name}: training beside a busy core (a background run beside a busy loop)")
+            try:
+                entry["training"]["beside_busy_core"] = measure_training_beside_busy_core(
+                    system.model_name, system.model_section, options.config_path,
+                    [*options.overrides, *_dataset_override(options)], steps=options.train_steps,
+                    warmup=options.train_warmup)
+            except Exception as err:
+                entry["training"]["beside_busy_core"] = {"available": False,
+                                                         "reason": f"{err.__class__.__name__}: {err}"}
     else:
         entry["training"] = {"available": False, "reason": "skipped (--no-training)"}
     return entry

@@ -28,7 +28,8 @@ class ThreadSetting:
     policy: str = "torch"  # training.threads
     num_threads: Optional[int] = None  # training.num_threads
     env: dict = field(default_factory=dict)
-    background: bool = False  # as the worker of a background run (niced under policy auto)
+    background: bool = False  # as the worker of a background run (a session of its own)
+    nice: int = 0  # training.nice
 
 
 SETTINGS = [
@@ -36,7 +37,7 @@ SETTINGS = [
     ThreadSetting("all cores, OMP_WAIT_POLICY=PASSIVE", env={"OMP_WAIT_POLICY": "PASSIVE"}),
     ThreadSetting("1 thread", num_threads=1),
     ThreadSetting("auto (free cores at start, passive wait)", policy="auto"),
-    ThreadSetting("auto, background (niced)", policy="auto", background=True),
+    ThreadSetting("auto, background, training.nice=5", policy="auto", background=True, nice=5),
 ]
 
 
@@ -90,7 +91,7 @@ def measure_sharing(model_name: str, model_section: dict, config_path: Optional[
     from .training import measure_training
 
     def train(setting: ThreadSetting) -> dict:
-        sets = [*overrides, f"training.threads={setting.policy}"]
+        sets = [*overrides, f"training.threads={setting.policy}", f"training.nice={setting.nice}"]
         figures = measure_training(model_name, model_section, config_path, sets, steps=steps, warmup=warmup,
                                    threads=setting.num_threads, env=setting.env, background=setting.background)
         return {"audio_seconds_per_second": figures["audio_seconds_per_second"], "cores_used": figures["cores_used"],

@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..evaluation import error_rates
 from ..inference import Transcriber
 from .speed import torch_threads
 
@@ -73,6 +74,14 @@ def measure_streaming(model, waveforms: list[np.ndarray], rate: int, threads: in
         "latency_ms_p95": parts["algorithmic_latency_ms"] + p95,
         "rtf": compute / audio if audio else None, "rtfx": audio / compute if compute else None,
     }, texts
+
+
+def streamed_and_full_context(references: list[str], full_context: list[str], streamed: list[str]) -> dict:
+    """WER/CER of the streamed transcripts and of the full-context ones on the same files (the streamed ones)."""
+    n = len(streamed)
+    s, f = error_rates(references[:n], streamed), error_rates(references[:n], full_context[:n])
+    return {"wer": s["wer"], "cer": s["cer"], "full_context_wer": f["wer"], "full_context_cer": f["cer"],
+            "files_compared": n}
 
 
 def _stream_one(transcriber, wav: np.ndarray, step: int) -> tuple[list[float], str, float]:

@@ -46,7 +46,8 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
     """Train `warmup + steps` steps in a child process; return throughput and memory figures.
 
     `env` is added to the child's environment (before it imports torch); `background` applies the thread policy
-    as a background run does (`asr_poc.threads.prepare_process(background=True)`: niced)."""
+    as a background run does (`asr_poc.threads.prepare_process(background=True)`: a session of its own,
+    `training.nice`)."""
     warmup = max(1, warmup)
     with tempfile.TemporaryDirectory(prefix="asr-poc-bench-train-") as root:
         cfg = training_config(model_name, model_section, config_path, overrides, root, warmup + steps, threads,
@@ -73,7 +74,7 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
 def measure_training_beside_busy_core(model_name: str, model_section: dict, config_path: Optional[str] = None,
                                       overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3,
                                       batch_size: Optional[int] = None) -> dict:
-    """`measure_training` as a background run (the config's `training.threads`, niced) beside a pure-Python busy
+    """`measure_training` as a background run (the config's `training.threads` and `nice`) beside a pure-Python busy
     loop on one core (`sharing.BusyLoop`); adds the busy loop's rate kept against its rate alone and the load."""
     from .sharing import BusyLoop, busy_loop_alone
 
@@ -116,7 +117,8 @@ def _child(run_dir: str, background: bool = False) -> int:
     from ..threads import prepare_process
 
     training = Run(run_dir).config.get("training", {})
-    settings = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=background)
+    settings = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=background,
+                               nice=training.get("nice", 0))
     import torch  # here, not at the top: OpenMP reads the settings above once, when torch loads it
 
     from ..training.trainer import train  # imports torch

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     training = run.config.get("training") or {}
-    threads = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=True)
+    threads = prepare_process(training.get("threads", "auto"), training.get("num_threads"), background=True,
+                              nice=training.get("nice", 0))
     from .trainer import train  # after prepare_process: OpenMP reads its settings once, when torch loads it
 
     if os.environ.get("RANK", "0") == "0":
