@@ -50,7 +50,8 @@ def main() -> None:
             model(batch).backward()
             optimizer.step()
             times.append(time.thread_time() - started)
-        cpu = sorted(times[1:])[len(times[1:]) // 2]  # median after the first step
+        measured = sorted(times[1:] or times)  # after the first step (its allocations), unless there is one
+        cpu = measured[len(measured) // 2]
         print(json.dumps({"variant": name, "parameters": model.num_parameters(), "cpu_seconds_per_step": round(cpu, 3),
                           "audio_seconds": audio, "load_average": [round(x, 2) for x in os.getloadavg()]}), flush=True)
 
