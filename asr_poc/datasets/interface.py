@@ -103,9 +103,6 @@ class BaseASRDataset(Dataset, ABC):
 register_base("datasets", BaseASRDataset)  # the registry finds a plugin module's data-set class by this base
 
 
-register_base("datasets", BaseASRDataset)  # the registry finds a plugin module's data-set class by this base
-
-
 def collate_fn(batch: list[dict], tokenizer: Optional[CharTokenizer] = None) -> dict:
     """Pad waveforms to the longest; with a tokenizer, turn texts into padded token ids with lengths.
 
