@@ -13,7 +13,8 @@ from .corpus import BenchCorpus, load_corpus
 from .speed import measure_speed
 from .streaming import measure_streaming, streamed_and_full_context
 from .systems import load_system
-from .training import measure_training, measure_training_beside_busy_core
+from .sharing import measure_training_beside_busy_core
+from .training import measure_training
 
 SAMPLES_KEPT = 1000  # transcripts kept in the JSON per system (all of a typical test split)
 

@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional, Sequence
 
+from .training import measure_training
+
 
 @dataclass
 class ThreadSetting:
@@ -84,12 +86,24 @@ def busy_loop_alone(seconds: float = 3.0) -> float:
         return loop.rate()
 
 
+def measure_training_beside_busy_core(model_name: str, model_section: dict, config_path: Optional[str] = None,
+                                      overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3,
+                                      batch_size: Optional[int] = None) -> dict:
+    """`measure_training` as a background run (the config's `training.threads` and `nice`) beside a pure-Python busy
+    loop on one core (`BusyLoop`); adds the busy loop's rate kept against its rate alone and the load."""
+    alone = busy_loop_alone(2.0)
+    with BusyLoop() as loop:
+        figures = measure_training(model_name, model_section, config_path, overrides, steps=steps, warmup=warmup,
+                                   batch_size=batch_size, background=True)
+        figures["busy_loop_share"] = loop.rate() / alone if alone else None
+    figures["load_average"] = list(os.getloadavg())
+    return figures
+
+
 def measure_sharing(model_name: str, model_section: dict, config_path: Optional[str] = None,
                     overrides: Sequence[str] = (), settings: Sequence[ThreadSetting] = tuple(SETTINGS),
                     steps: int = 20, warmup: int = 3, progress: bool = False) -> dict:
     """Each setting idle, then beside a busy core; throughputs, ratios, load averages."""
-    from .training import measure_training
-
     def train(setting: ThreadSetting) -> dict:
         sets = [*overrides, f"training.threads={setting.policy}", f"training.nice={setting.nice}"]
         figures = measure_training(model_name, model_section, config_path, sets, steps=steps, warmup=warmup,

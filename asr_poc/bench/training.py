@@ -71,22 +71,6 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
                 "path": "asr_poc.training.trainer.train in a child process"}
 
 
-def measure_training_beside_busy_core(model_name: str, model_section: dict, config_path: Optional[str] = None,
-                                      overrides: Sequence[str] = (), steps: int = 20, warmup: int = 3,
-                                      batch_size: Optional[int] = None) -> dict:
-    """`measure_training` as a background run (the config's `training.threads` and `nice`) beside a pure-Python busy
-    loop on one core (`sharing.BusyLoop`); adds the busy loop's rate kept against its rate alone and the load."""
-    from .sharing import BusyLoop, busy_loop_alone
-
-    alone = busy_loop_alone(2.0)
-    with BusyLoop() as loop:
-        figures = measure_training(model_name, model_section, config_path, overrides, steps=steps, warmup=warmup,
-                                   batch_size=batch_size, background=True)
-        figures["busy_loop_share"] = loop.rate() / alone if alone else None
-    figures["load_average"] = list(os.getloadavg())
-    return figures
-
-
 def throughput_from_events(steps: list[dict], warmup: int) -> dict:
     """Audio seconds per wall second over the steps after `warmup` (each step's own rate times its duration)."""
     if len(steps) <= warmup:
