@@ -131,7 +131,8 @@ class CharTokenizer:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids with CTC repeats and blanks already removed -> text."""
-        return self._hf.decode(list(ids), group_tokens=False, skip_special_tokens=True).strip()
+        text = self._hf.decode(list(ids), group_tokens=False, skip_special_tokens=True)
+        return " ".join(text.split())  # two word boundaries with a blank between them are one space
 
     def decode_ctc(self, ids: Sequence[int]) -> str:
         """Raw frame-level argmax ids -> text: merge repeats, then drop blanks (in that order)."""

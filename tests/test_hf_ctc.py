@@ -85,7 +85,7 @@ def test_fine_tunes_resumes_and_rebuilds_offline_then_transcribes_and_streams(pr
     # optimizer: body and head at their own rates; checkpoint: plain data (weights_only) with the HF config in it
     state = torch.load(run.last_checkpoint, map_location="cpu", weights_only=True)
     assert [g["initial_lr"] for g in state["optimizer"]["param_groups"]] == [0.003, 0.01]
-    assert state["model_name"] == "hf-ctc" and state["config"]["hf_config"]["model_type"] == "wav2vec2"
+    assert state["model_name"] == "hf-ctc" and state["config"]["extra"]["hf_config"]["model_type"] == "wav2vec2"
     assert state["config"]["vocab"] == {s: i for i, s in enumerate(UPPER_VOCAB)}  # the pretrained vocabulary
 
     run.override_training(["training.max_steps=14"])

@@ -25,7 +25,7 @@ from torch import nn
 from .features import FeatureSpec, StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
 from .spec import ModelSpec
-from .streaming import ConformerEncoder, chunk_attention_mask  # noqa: F401 (rnnt_conformer imports it from here)
+from .streaming import ConformerEncoder
 
 SIZES: dict[str, dict[str, int]] = {
     # xs: 32 subsampling channels, not 144: the convolutions took half of the decoding time (benchmarks/results)
@@ -112,49 +112,6 @@ class ConvSubsampling(nn.Module):
             x = act(F.conv2d(buf[:, :, : 2 * n + 1], conv.weight, conv.bias, stride=2, padding=(0, 1))) if n else \
                 x.new_zeros(1, conv.out_channels, 0, (x.shape[-1] - 1) // 2 + 1)
         return self._project(x)
-
-
-# `causal_convolution` and `conformer_layer` run a torchaudio `ConformerLayer` (or a `streaming.ConformerLayer`, which
-# has the same submodules) chunk-masked and causal; the rnn-t's conformer encoder (rnnt_conformer.py) still uses them.
-# ConformerCTC runs `streaming.ConformerEncoder`.
-def causal_convolution(module: nn.Module, x: torch.Tensor, history: Optional[torch.Tensor] = None
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """torchaudio's conformer convolution module with its depthwise convolution made causal (left padding only).
-
-    x: (B, T, D); `history` holds the last kernel-1 frames entering the depthwise convolution (zeros at the start).
-    Returns the output (B, T, D) and the new history.
-    """
-    pointwise1, glu, depthwise, *rest = module.sequential
-    y = glu(pointwise1(module.layer_norm(x).transpose(1, 2)))  # (B, C, T)
-    k = depthwise.kernel_size[0]
-    if history is None:
-        history = y.new_zeros(y.shape[0], y.shape[1], k - 1)
-    y = torch.cat([history, y], dim=2)
-    history = y[:, :, y.shape[2] - (k - 1) :]
-    y = F.conv1d(y, depthwise.weight, depthwise.bias, groups=depthwise.groups)
-    for m in rest:  # batch norm, SiLU, pointwise convolution, dropout
-        y = m(y)
-    return y.transpose(1, 2), history
-
-
-def conformer_layer(layer: nn.Module, x: torch.Tensor, attn_mask: Optional[torch.Tensor],
-                    left: Optional[torch.Tensor] = None, history: Optional[torch.Tensor] = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One torchaudio `ConformerLayer` (its weights, its order: ffn/2, attention, convolution, ffn/2, norm) with an
-    attention mask, a causal convolution, and optional cached left context `left` (B, L, D) of attention inputs.
-
-    Returns (output (B, T, D), this call's attention inputs (for the next chunk's cache), convolution history).
-    """
-    x = x + 0.5 * layer.ffn1(x)
-    q = layer.self_attn_layer_norm(x)
-    kv = q if left is None else torch.cat([left, q], dim=1)
-    a, _ = layer.self_attn(q.transpose(0, 1), kv.transpose(0, 1), kv.transpose(0, 1), attn_mask=attn_mask,
-                           need_weights=False)
-    x = x + layer.self_attn_dropout(a.transpose(0, 1))
-    c, history = causal_convolution(layer.conv_module, x, history)
-    x = x + c
-    x = x + 0.5 * layer.ffn2(x)
-    return layer.final_layer_norm(x), q, history
 
 
 class ConformerCTC(BaseASRModel):

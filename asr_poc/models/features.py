@@ -5,7 +5,8 @@ them as `FeatureSpec.normalize` says:
 
 - `none`: a fixed offset and scale, `(log10 mel + 4) / 4` (checkpoints written before this setting existed).
 - `utterance`: each mel bin minus its mean over the utterance's frames, `/ 4` (cepstral mean normalisation:
-  a constant gain or a microphone's colouring is a constant offset per bin in the log domain, and goes).
+  a constant gain or a microphone's colouring is a constant offset per bin in the log domain, and goes). Only
+  frames within 30 dB of the loudest one count (`SPEECH_RANGE`), so leading or trailing silence does not move it.
   It needs the whole utterance: streamed, it is approximated by the causal mean below.
 - `causal`: each frame minus the running mean of the frames so far, blended with a prior mean worth
   `prior_frames` frames: `mean_t = (prior_frames * prior + sum_{s<=t} x_s) / (prior_frames + t + 1)`. It uses no
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 LOG_OFFSET = 4.0  # log10 mel power of speech at normal levels is around -4 ...
 LOG_SCALE = 4.0  # ... and spans a few units: features are (log10 - mean) / 4
+SPEECH_RANGE = 3.0  # the utterance mean counts frames within 30 dB of the loudest: a second of silence before the
+# speech (a microphone opened early, digital zeros) would otherwise pull every bin's mean down and shift all frames
 PRIOR_MOMENTUM = 0.01  # how far each training batch moves `prior_mean` towards its own mean
 Normalize = Literal["none", "utterance", "causal"]
 
@@ -98,8 +101,11 @@ class LogMel(torch.nn.Module):
         mode = self.features.normalize
         if mode == "none":
             return (feats + LOG_OFFSET) / LOG_SCALE
-        valid = (torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]).to(feats.dtype)
-        utterance = (feats * valid[:, None, :]).sum(-1) / frames[:, None].clamp_min(1).to(feats.dtype)  # (B, n_mels)
+        valid = torch.arange(feats.shape[-1], device=feats.device)[None, :] < frames[:, None]  # (B, T)
+        energy = feats.mean(1)  # (B, T): the frame's mean log10 mel power
+        loudest = energy.masked_fill(~valid, float("-inf")).amax(-1, keepdim=True)
+        speech = (valid & (energy >= loudest - SPEECH_RANGE)).to(feats.dtype)  # pauses and digital silence left out
+        utterance = (feats * speech[:, None, :]).sum(-1) / speech.sum(-1, keepdim=True).clamp_min(1)  # (B, n_mels)
         if self.training:
             with torch.no_grad():
                 self.prior_mean.lerp_(utterance.mean(0), PRIOR_MOMENTUM)

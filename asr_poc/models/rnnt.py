@@ -34,7 +34,7 @@ from torchaudio.models.rnnt import RNNT, _Joiner, _Predictor
 
 from .rnnt_conformer import SUBSAMPLING, ConformerTranscriber
 
-from .features import StreamingLogMel
+from .features import FeatureSpec, StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
 
 SIZES: dict[str, dict[str, int]] = {
@@ -50,7 +50,6 @@ CONFORMER_SIZES: dict[str, dict[str, int]] = {  # encoder: conformer (the confor
     "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31, subsampling_channels=384,
               predictor_dim=384, joiner_dim=640),
 }
-FEATURE_HOP_MS = 10  # the default log-mel hop; chunk and look-ahead are checked against it
 SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalisation: (log10(1e-10) + 4) / 4
 MAX_SYMBOLS_PER_FRAME = 4
 
@@ -83,11 +82,6 @@ class RNNTConfig(PresetModelConfig):
                 raise ValueError(f"time_reduction ({self.time_reduction}) is the Emformer encoder's; the conformer "
                                  f"encoder subsamples {SUBSAMPLING}x: leave it at {SUBSAMPLING}")
             object.__setattr__(self, "lookahead_ms", 0)
-            frame_ms = FEATURE_HOP_MS * SUBSAMPLING
-            for key in ("chunk_ms", "left_context_ms"):
-                if getattr(self, key) % frame_ms:
-                    raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms} ms (the "
-                                     f"conformer encoder's frame: {FEATURE_HOP_MS} ms features x {SUBSAMPLING})")
             return self
         self.fill_from_preset(SIZES)
         if self.lookahead_ms is None:
@@ -95,12 +89,18 @@ class RNNTConfig(PresetModelConfig):
         if self.encoder_dim % self.time_reduction:
             raise ValueError(f"encoder_dim ({self.encoder_dim}) must be divisible by time_reduction "
                              f"({self.time_reduction})")
-        frame_ms = FEATURE_HOP_MS * self.time_reduction
-        for key in ("chunk_ms", "lookahead_ms", "left_context_ms"):
-            if getattr(self, key) % frame_ms:
-                raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms} ms (the encoder's "
-                                 f"frame: {FEATURE_HOP_MS} ms features x time_reduction {self.time_reduction})")
         return self
+
+    def check_features(self, features: FeatureSpec) -> None:
+        """Chunk, look-ahead and left context must be whole encoder frames of these features (the real hop)."""
+        conformer = self.encoder == "conformer"
+        factor = SUBSAMPLING if conformer else self.time_reduction
+        frame_ms = features.hop_ms * factor
+        for key in ("chunk_ms", "left_context_ms") if conformer else ("chunk_ms", "lookahead_ms", "left_context_ms"):
+            frames = getattr(self, key) / frame_ms
+            if abs(frames - round(frames)) > 1e-6:
+                raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms:g} ms (the encoder's "
+                                 f"frame: {features.hop_ms:g} ms features x {factor})")
 
 
 @dataclass

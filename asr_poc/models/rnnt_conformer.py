@@ -1,11 +1,11 @@
-"""The conformer encoder of the transducer (`models.rnn-t.encoder: conformer`): the streaming conformer's layers.
+"""The conformer encoder of the transducer (`models.rnn-t.encoder: conformer`): the streaming conformer's encoder.
 
-Convolutional subsampling (4x: 40 ms frames), torchaudio's conformer layers run with a chunked attention mask
-and a causal depthwise convolution (`conformer.conformer_layer`, as the streaming Conformer-CTC), then a projection
-to the joiner's width. With dynamic chunk training each batch draws its chunk (full context half the time, else
-1-25 frames), so one model decodes with full context (`forward(chunk=None)`) and streams (`stream`, chunk by
-chunk with cached left context), as WeNet's U2 and icefall's streaming transducers do. Measured against the Emformer
-encoder in benchmarks/README.md, "A transducer that learns in minutes".
+Convolutional subsampling (4x: 40 ms frames), `streaming.ConformerEncoder` with a chunked attention mask and causal
+depthwise convolutions (as the streaming Conformer-CTC), then a projection to the joiner's width. With dynamic chunk
+training each batch draws its chunk (full context half the time, else 1-25 frames), so one model decodes with full
+context (`forward(chunk=None)`) and streams (`stream`, chunk by chunk with cached attention keys and values), as
+WeNet's U2 and icefall's streaming transducers do. Measured against the Emformer encoder in benchmarks/README.md,
+"A transducer that learns in minutes".
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torchaudio.models import Conformer
 
-from .conformer import ConformerCTC, ConvSubsampling, chunk_attention_mask, conformer_layer
+from .conformer import ConformerCTC, ConvSubsampling
+from .streaming import ConformerEncoder
 
 SUBSAMPLING = 4
 
@@ -28,8 +28,7 @@ class ConformerTranscriber(nn.Module):
                  left_chunks: Optional[int], dynamic_chunks: bool = True):
         super().__init__()
         self.subsampling = ConvSubsampling(input_dim, encoder_dim, SUBSAMPLING, subsampling_channels)
-        self.encoder = Conformer(input_dim=encoder_dim, num_heads=num_heads, ffn_dim=ffn_dim, num_layers=num_layers,
-                                 depthwise_conv_kernel_size=kernel_size, dropout=dropout)
+        self.encoder = ConformerEncoder(encoder_dim, num_heads, ffn_dim, num_layers, kernel_size, dropout)
         self.output = nn.Linear(encoder_dim, output_dim)
         self.num_heads, self.chunk_frames, self.left_chunks = num_heads, chunk_frames, left_chunks
         self.dynamic_chunks = dynamic_chunks
@@ -40,33 +39,25 @@ class ConformerTranscriber(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole utterances; `chunk` (encoder frames) limits attention as streaming does, None is full context."""
+        """Whole utterances; `chunk` (encoder frames) limits attention as streaming does, None is full context.
+        The convolutions are causal either way, so that the streamed frames equal these."""
         x, x_lengths = self.subsampling(feats, lengths)
         x_lengths = x_lengths.clamp(max=x.shape[1])
-        mask = chunk_attention_mask(x_lengths, x.shape[1], chunk, self.left_chunks, self.num_heads)
-        for layer in self.encoder.conformer_layers:
-            x, _, _ = conformer_layer(layer, x, mask)
+        x = self.encoder(x, x_lengths, chunk, self.left_chunks, causal=True)
         return self.output(x), x_lengths
 
     def init_state(self) -> dict:
-        layers = len(self.encoder.conformer_layers)
-        return {"subsampling": [None] * self.subsampling.layers, "frames": None, "left": [None] * layers,
-                "history": [None] * layers}
+        return {"subsampling": [None] * self.subsampling.layers, "frames": None, "encoder": self.encoder.init_state()}
 
     def stream(self, feats: torch.Tensor, state: dict, final: bool = False) -> torch.Tensor:
         """New log-mel frames (T, F) -> the encoder frames (T', output_dim) of every chunk they complete (at `final`,
         also of the last partial chunk); the same frames `forward(chunk=chunk_frames)` gives for the whole audio."""
         x = self.subsampling.stream(feats.unsqueeze(0), state["subsampling"], final)
         frames = x if state["frames"] is None else torch.cat([state["frames"], x], dim=1)
+        keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
         out = []
         while frames.shape[1] >= self.chunk_frames or (final and frames.shape[1] > 0):
             chunk, frames = frames[:, : self.chunk_frames], frames[:, self.chunk_frames :]
-            for i, layer in enumerate(self.encoder.conformer_layers):
-                chunk, q, state["history"][i] = conformer_layer(layer, chunk, None, state["left"][i],
-                                                                state["history"][i])
-                left = q if state["left"][i] is None else torch.cat([state["left"][i], q], dim=1)
-                keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
-                state["left"][i] = left if keep is None else left[:, max(0, left.shape[1] - keep) :]
-            out.append(self.output(chunk)[0])
+            out.append(self.output(self.encoder.stream(chunk, state["encoder"], keep))[0])
         state["frames"] = frames
         return torch.cat(out) if out else feats.new_zeros(0, self.output.out_features)
