@@ -224,22 +224,29 @@ def load_config(
     The chosen model's and data set's sections are validated by their plugins and have their presets filled in.
     Raises `ConfigError` listing every problem, one per line.
     """
+    return validate_config(merged_raw(path, overrides), check_data=check_data)
+
+
+def merged_raw(path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> dict:
+    """The default config with the file at `path` and the overrides merged in, not yet validated."""
     raw = read_yaml(DEFAULT_CONFIG)
     if path is not None and Path(path).resolve() != DEFAULT_CONFIG.resolve():
         raw = deep_merge(raw, read_yaml(path))
-    raw = apply_overrides(raw, overrides)
-    return validate_config(raw, check_data=check_data)
+    return apply_overrides(raw, overrides)
+
+
+def load_top_level(path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> dict:
+    """The merged config with its top-level keys validated and no plugin loaded (no model, so no torch): what the
+    page needs; `load_config` checks the model's and data set's sections too."""
+    cfg, problems = validate_section(TopLevelConfig, merged_raw(path, overrides), "")
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 def load_section(name: str, path: Optional[str | os.PathLike] = None, overrides: Iterable[str] = ()) -> dict:
-    """One validated top-level section (e.g. `decoding`) without loading any plugin: no model, so no torch."""
-    raw = read_yaml(DEFAULT_CONFIG)
-    if path is not None and Path(path).resolve() != DEFAULT_CONFIG.resolve():
-        raw = deep_merge(raw, read_yaml(path))
-    cfg, problems = validate_section(TopLevelConfig, apply_overrides(raw, overrides), "")
-    if problems:
-        raise ConfigError(problems)
-    return cfg[name]
+    """One validated top-level section (e.g. `decoding`), as `load_top_level` reads it."""
+    return load_top_level(path, overrides)[name]
 
 
 def validate_config(raw: dict, *, check_data: bool = True) -> dict:

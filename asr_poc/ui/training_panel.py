@@ -11,14 +11,11 @@ import html
 import shutil
 import threading
 import time
-from pathlib import Path
 from typing import Iterable, Optional
 
 import ipywidgets as w
 
-from ..config import (SIZE_NAMES, ConfigError, TopLevelConfig, apply_overrides, deep_merge, load_config, read_yaml,
-                      validate_section)
-from ..paths import DEFAULT_CONFIG
+from ..config import SIZE_NAMES, ConfigError, load_config, load_top_level
 from ..runs import ACTIVE_STATES, Run, default_root, list_runs
 from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
 from .charts import EXTRA_COLORS, LineChart
@@ -41,13 +38,7 @@ def form_config(config_path: Optional[str], overrides: list[str]) -> dict:
     """The merged config the form starts from, its top-level keys checked. The model's and data set's sections are
     not: checking them imports their plugins, and torch with them (about 700 MB), into every page kernel; Start
     validates everything (`load_config`) before a run is made."""
-    raw = read_yaml(DEFAULT_CONFIG)
-    if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
-        raw = deep_merge(raw, read_yaml(config_path))
-    cfg, problems = validate_section(TopLevelConfig, apply_overrides(raw, overrides), "")
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    return load_top_level(config_path, overrides)
 
 
 class TrainingPanel(w.VBox):
