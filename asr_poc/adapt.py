@@ -30,6 +30,9 @@ DEFAULT_MINUTES = 5.0
 DEFAULT_REPEAT = 8  # each recording is seen at least this many times per pass over the synthetic corpus
 RECORDINGS_SHARE = 0.25  # with repeat=None, the recordings make about this share of each epoch
 DEFAULT_LEARNING_RATE = 1e-3  # half the default: 3e-3 made the corpus worse (benchmarks/README.md, Adaptation)
+DEFAULT_LR_SCHEDULE = "constant"
+DEFAULT_WARMUP_STEPS = 20
+DEFAULT_SPEC_AUGMENT: Optional[bool] = None  # None: the base config's training.spec_augment
 MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
 
 
@@ -48,12 +51,15 @@ def checkpoint_model_name(checkpoint: str | os.PathLike) -> str:
 def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
                       minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
                       repeat: Optional[int] = None, learning_rate: float = DEFAULT_LEARNING_RATE,
+                      share: float = RECORDINGS_SHARE, lr_schedule: str = DEFAULT_LR_SCHEDULE,
+                      spec_augment: Optional[bool] = DEFAULT_SPEC_AUGMENT, warmup_steps: int = DEFAULT_WARMUP_STEPS,
                       check_data: bool = True) -> dict:
     """A validated run config: `base` trained from `init_checkpoint` on its corpus + `speaker`'s recordings.
 
-    `repeat` (None: enough for the recordings to make RECORDINGS_SHARE of each epoch, at least DEFAULT_REPEAT)
-    oversamples the recordings. The run's `recordings` set is the speaker's, and `training.extra_eval` scores
-    it and the corpus's test split beside dev, so the curves show the voice improving and the corpus holding."""
+    `repeat` (None: enough for the recordings to make `share` of each epoch, at least DEFAULT_REPEAT)
+    oversamples the recordings; `spec_augment` None keeps the base config's. The run's `recordings` set is the
+    speaker's, and `training.extra_eval` scores it and the corpus's test split beside dev, so the curves show the
+    voice improving and the corpus holding."""
     path = resolve_path(init_checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -64,13 +70,14 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
                 if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "max_seconds")}
     if repeat is None:
         repeat = auto_repeat(part_config(features, {"name": corpus, **base["datasets"][corpus]}), corpus,
-                             part_config(features, {"name": "recordings", **recordings}))
+                             part_config(features, {"name": "recordings", **recordings}), share)
     mix = {"parts": [{"name": corpus, **base["datasets"][corpus]},
                      {"name": "recordings", **recordings, "repeat": repeat}],
            "eval_part": "recordings", "eval_split": "test", **features}
     training = {"init_checkpoint": str(path), "max_minutes": minutes, "max_steps": max_steps,
-                "learning_rate": learning_rate, "lr_schedule": "constant",
-                "warmup_steps": min(base["training"]["warmup_steps"], 20),
+                "learning_rate": learning_rate, "lr_schedule": lr_schedule,
+                **({} if spec_augment is None else {"spec_augment": spec_augment}),
+                "warmup_steps": warmup_steps,
                 "eval_utterances": base["training"]["eval_utterances"] or 100}  # dev: the held-out clips
     raw = deep_merge(base, {"model": checkpoint_model_name(path), "dataset": "mix", "training": training})
     raw["datasets"]["mix"] = mix  # replaced, not merged: the parts are these two
@@ -83,15 +90,17 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
     return validate_config(raw, check_data=check_data)
 
 
-def auto_repeat(corpus_config: dict, corpus: str, recordings_config: dict) -> int:
-    """Repeat factor that makes the recordings about RECORDINGS_SHARE of an epoch (at least DEFAULT_REPEAT)."""
+def auto_repeat(corpus_config: dict, corpus: str, recordings_config: dict, share: float = RECORDINGS_SHARE) -> int:
+    """Repeat factor that makes the recordings about `share` of an epoch (at least DEFAULT_REPEAT)."""
+    if not 0 < share < 1:
+        raise ValueError(f"the recordings' share of an epoch is {share}: it must be between 0 and 1")
     clips = len(RecordingsDataset(recordings_config, "train")) if resolve_path(recordings_config["path"]).is_dir() else 0
     try:
         utterances = len(get_dataset_class(corpus)(corpus_config, "train"))
     except (OSError, ValueError):  # the corpus is missing: validation says so
         return DEFAULT_REPEAT
-    share = RECORDINGS_SHARE / (1 - RECORDINGS_SHARE)
-    return max(DEFAULT_REPEAT, min(1000, round(share * utterances / clips))) if clips else DEFAULT_REPEAT
+    ratio = share / (1 - share)
+    return max(DEFAULT_REPEAT, min(1000, round(ratio * utterances / clips))) if clips else DEFAULT_REPEAT
 
 
 def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: Optional[str] = None,
@@ -146,3 +155,47 @@ def adaptation_summary(run: Run) -> Optional[dict]:
     after = ({"cer": status["best_cer"], "wer": status.get("best_wer"), "step": status.get("step")}
              if status.get("best_cer") is not None else None)
     return {**info, "after": after}
+
+
+# --- a stand-in for the person, offline (tests/test_adapt.py, benchmarks/adaptation.py) ------------------------
+
+STAND_IN_VOICE = "en-us+Andy"  # an espeak-ng accent + voice variant that the synthetic corpus never uses
+STAND_IN_SPEAKER = "stand-in"
+
+
+def corpus_voices(corpus: str | os.PathLike) -> set[str]:
+    """The voices (`engine:voice`, warp dropped) that speak a synthetic corpus (its voices.csv)."""
+    rows = (resolve_path(corpus) / "voices.csv").read_text().splitlines()
+    return {row.split("|")[1].split("@")[0] for row in rows if row.count("|") >= 3}
+
+
+def stand_in_recordings(root: str | os.PathLike, *, voice: str = STAND_IN_VOICE, speaker: str = STAND_IN_SPEAKER,
+                        train: int = 40, test: int = 10, seed: int = 2026,
+                        corpus: str | os.PathLike | None = None) -> RecordingStore:
+    """`train` + `test` sentences of the corpus grammar (seed `seed`), spoken by the espeak-ng `voice`, saved as
+    `speaker`'s recordings under `root`: the first `train` to the train split, the rest to test.
+
+    Raises ValueError when espeak-ng has no such voice variant (it would silently speak its default) or when
+    `corpus` (a synthetic corpus folder) already has the voice: then it would not stand in for a new person."""
+    import subprocess
+    import tempfile
+
+    from .audio import load_audio
+    from .datasets.synthetic import SentenceGenerator
+    from .datasets.voices.espeak import espeak_executable, speak_one
+
+    exe = espeak_executable()
+    variant = voice.split("+")[1] if "+" in voice else None
+    listing = subprocess.run([exe, "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    if variant and variant.lower() not in {line.split()[3].lower() for line in listing.splitlines()[1:]
+                                           if len(line.split()) > 3}:
+        raise ValueError(f"espeak-ng has no voice variant {variant!r}")
+    if corpus is not None and f"espeak:{voice}" in corpus_voices(corpus):
+        raise ValueError(f"the corpus {corpus} already has the voice {voice!r}: it cannot stand in for a new person")
+    store, sentences = RecordingStore(root), SentenceGenerator(seed=seed)
+    with tempfile.TemporaryDirectory(prefix="stand-in-") as tmp:
+        for i in range(train + test):
+            text, wav = sentences.sentence(), Path(tmp) / f"{i}.wav"
+            speak_one(exe, text, voice, 160, 50, wav)
+            store.add(load_audio(wav, 16000), text, speaker, split="train" if i < train else "test")
+    return store

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from asr_poc.adapt import ADAPTATION_FILE, adaptation_config, adaptation_summary, start_adaptation
+from asr_poc.adapt import (ADAPTATION_FILE, STAND_IN_SPEAKER, STAND_IN_VOICE, adaptation_config, adaptation_summary,
+                           corpus_voices, stand_in_recordings, start_adaptation)
 from asr_poc.datasets.recordings import RecordingStore
+from asr_poc.plugins import load_dataset
 from asr_poc.runs import Run
 from asr_poc.training.trainer import train
 from conftest import tiny_config
@@ -79,6 +81,15 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     assert {"recordings", "synthetic"} <= set(cfg["training"]["extra_eval"])
     auto = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna")["datasets"]["mix"]["parts"][1]
     assert auto["repeat"] == 8  # 8 clips beside ~54 synthetic ones: the floor
+    recipe = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", share=0.9, lr_schedule="cosine",
+                               spec_augment=False, learning_rate=5e-4)
+    clips = 8 * recipe["datasets"]["mix"]["parts"][1]["repeat"]  # anna's 8 train clips, repeated
+    utterances = len(load_dataset("synthetic", {"path": str(small_corpus)}, "train"))
+    assert 0.85 < clips / (clips + utterances) < 0.95  # about nine in ten items of an epoch are the recordings
+    assert (recipe["training"]["lr_schedule"], recipe["training"]["spec_augment"],
+            recipe["training"]["learning_rate"]) == ("cosine", False, 5e-4)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", share=1.0)
 
     handle = start_adaptation(base, tiny_run.last_checkpoint, speaker="anna", minutes=None, max_steps=3,
                               background="foreground", root=tmp_path / "runs")
@@ -95,17 +106,19 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
 
 # --- the offline demonstration (slow) --------------------------------------------------------------------------
 
-STAND_IN = "en-us+Andy"  # neither the voice variant nor its combination is in the synthetic corpus
 ADAPT_STEPS = 60
 
 
-def speak(text: str, voice: str, folder: Path) -> np.ndarray:
-    from asr_poc.audio import load_audio
-    from asr_poc.datasets.synthetic import _espeak, _speak
-
-    wav = folder / f"{abs(hash(text))}.wav"
-    _speak(_espeak(), text, voice, 160, 50, wav)
-    return load_audio(wav, 16000)
+def test_the_stand_in_speaks_a_voice_the_corpus_never_had(small_corpus: Path, tmp_path: Path):
+    store = stand_in_recordings(tmp_path / "rec", train=2, test=1, corpus=small_corpus)
+    assert store.counts(STAND_IN_SPEAKER) == {"train": 2, "dev": 0, "test": 1}
+    assert f"espeak:{STAND_IN_VOICE}" not in corpus_voices(small_corpus) and corpus_voices(small_corpus)
+    assert all(r.seconds > 1 for r in store.list(STAND_IN_SPEAKER))
+    with pytest.raises(ValueError, match="no voice variant 'Nobody'"):
+        stand_in_recordings(tmp_path / "x", voice="en-us+Nobody", train=1, test=0)
+    used = next(v for v in sorted(corpus_voices(small_corpus)) if v.startswith("espeak:")).split(":", 1)[1]
+    with pytest.raises(ValueError, match="already has the voice"):
+        stand_in_recordings(tmp_path / "y", voice=used, train=1, test=0, corpus=small_corpus)
 
 
 @pytest.mark.slow
@@ -114,36 +127,29 @@ def test_a_voice_the_corpus_never_had_is_learned_from_forty_recordings(trained_r
     """40 sentences of a stand-in voice are its recordings, 10 others its test; CER on those 10 falls, and the
     synthetic test split loses at most 10% (the issue's limit)."""
     from asr_poc.config import load_config
-    from asr_poc.datasets.synthetic import SentenceGenerator, VARIANTS
     from asr_poc.evaluation import evaluate
     from asr_poc.models.interface import BaseASRModel
-    from asr_poc.plugins import load_dataset
 
-    assert STAND_IN.split("+")[1] not in VARIANTS
-    store, sentences, spoken = RecordingStore(tmp_path / "rec"), SentenceGenerator(seed=2026), tmp_path / "tts"
-    spoken.mkdir()
-    for i in range(50):
-        text = sentences.sentence()
-        store.add(speak(text, STAND_IN, spoken), text, "stand-in", split="test" if i >= 40 else "train")
-    assert store.counts("stand-in") == {"train": 40, "dev": 0, "test": 10}
+    store = stand_in_recordings(tmp_path / "rec", corpus=learning_corpus)
+    assert store.counts(STAND_IN_SPEAKER) == {"train": 40, "dev": 0, "test": 10}
 
     base = load_config(trained_run.config_path, [f"datasets.recordings.path={tmp_path / 'rec'}",
                                                  "training.eval_utterances=10"])
     started = time.monotonic()
-    handle = start_adaptation(base, trained_run.best_checkpoint, speaker="stand-in", minutes=None,
-                              max_steps=ADAPT_STEPS, learning_rate=1e-3, background="foreground",
+    handle = start_adaptation(base, trained_run.best_checkpoint, speaker=STAND_IN_SPEAKER, minutes=None,
+                              max_steps=ADAPT_STEPS, background="foreground",
                               root=tmp_path / "runs")
     minutes = (time.monotonic() - started) / 60
     assert handle.run.status["state"] == "finished", handle.run.status
     summary = adaptation_summary(handle.run)
 
     synthetic_test = load_dataset("synthetic", {"path": str(learning_corpus)}, "test")
-    voice_test = load_dataset("recordings", {"path": str(tmp_path / "rec"), "speakers": ["stand-in"]}, "test")
+    voice_test = load_dataset("recordings", {"path": str(tmp_path / "rec"), "speakers": [STAND_IN_SPEAKER]}, "test")
     figures = {}
     for name, checkpoint in (("before", trained_run.best_checkpoint), ("after", handle.run.last_checkpoint)):
         model = BaseASRModel.from_checkpoint(checkpoint)
         figures[name] = {"voice": evaluate(model, voice_test)["cer"], "synthetic": evaluate(model, synthetic_test)["cer"]}
-    print(f"\nadaptation to {STAND_IN}: {ADAPT_STEPS} steps in {minutes:.1f} min; {json.dumps(figures)}")
+    print(f"\nadaptation to {STAND_IN_VOICE}: {ADAPT_STEPS} steps in {minutes:.1f} min; {json.dumps(figures)}")
     assert summary["before"]["cer"] == pytest.approx(figures["before"]["voice"], abs=1e-6)
     # measured from a 203-step model (benchmarks/README.md, Adaptation): 0.412 -> 0.334, synthetic 0.422 -> 0.395
     assert figures["after"]["voice"] <= 0.9 * figures["before"]["voice"]
