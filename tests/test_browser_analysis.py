@@ -3,19 +3,15 @@ coloured differences and the utterances, play the picked audio, and log no error
 files are written directly, so this needs only the small corpus."""
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from asr_poc.analysis import build_details, details_path, write_details
-from asr_poc.paths import REPO_ROOT
 from asr_poc.runs import Run
 from asr_poc.ui.serve import TOKEN_ENV, free_port, voila_command, voila_env
-from conftest import tiny_config, wait_for
+from conftest import tiny_config
+from served_site import served
 from test_browser_dashboard import ARTIFACTS, Page, browser, playwright_sync  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
@@ -35,28 +31,9 @@ def analysis_site(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
         audio={i: str(small_corpus / "wavs" / f"{i}.wav") for i in ids}))
     port = free_port()
     env = voila_env(root, None)
-    log = open(root / "voila.log", "wb")
-    server = subprocess.Popen(voila_command(port), env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-
-    def up() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"voila exited: {(root / 'voila.log').read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for(up, 60, "voila to listen")
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield {"url": f"http://127.0.0.1:{port}/?token={env[TOKEN_ENV]}"}
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    log.close()
+    with served(voila_command(port), env, root / "voila.log", port):
+        ARTIFACTS.mkdir(exist_ok=True)
+        yield {"url": f"http://127.0.0.1:{port}/?token={env[TOKEN_ENV]}"}
 
 
 def test_error_panel_and_data_tab_render_and_play(analysis_site, browser):  # noqa: F811 (fixture)

@@ -4,8 +4,6 @@ cull interval. Kernel sizes and counts are read from the server's process tree."
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,9 +11,9 @@ import psutil
 import pytest
 import requests
 
-from asr_poc.paths import REPO_ROOT
 from asr_poc.ui.serve import TOKEN_ENV, free_port, voila_command, voila_env
 from conftest import wait_for
+from served_site import served
 from test_browser_dashboard import BASE_FLAGS, CHROMIUM, playwright_sync  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -32,26 +30,10 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     env = voila_env(root)
     env.pop("ASR_POC_CONFIG", None)
-    log = open(root / "voila.log", "wb")
-    server = subprocess.Popen(voila_command(port, cull_after=CULL_AFTER, cull_interval=CULL_INTERVAL), env=env,
-                              cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert server.poll() is None, f"the server exited: {(root / 'voila.log').read_text()[-2000:]}"
-        try:
-            return requests.get(base + "/login", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_for(up, 60, "the server to listen")
-    yield {"url": f"{base}/?token={env[TOKEN_ENV]}", "server": psutil.Process(server.pid), "root": root}
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    log.close()
+    command = voila_command(port, cull_after=CULL_AFTER, cull_interval=CULL_INTERVAL)
+    with served(command, env, root / "voila.log", port) as server:
+        yield {"url": f"http://127.0.0.1:{port}/?token={env[TOKEN_ENV]}", "server": psutil.Process(server.pid),
+               "root": root}
 
 
 def page_kernels(site) -> list[psutil.Process]:

@@ -2,12 +2,8 @@
 reload mid-run, Stop, an uploaded WAV and the (fake) microphone. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 from pathlib import Path
 
 import jiwer
@@ -22,6 +18,7 @@ from asr_poc.training.launcher import stop_run
 from asr_poc.runs import Run, list_runs
 from asr_poc.ui.serve import TOKEN_ENV, free_port, voila_command, voila_env
 from conftest import wait_for
+from served_site import served
 
 pytestmark = pytest.mark.browser
 
@@ -60,32 +57,13 @@ def site(small_corpus: Path, trained_run: Run, tmp_path_factory: pytest.TempPath
     (root / "browser.yaml").write_text(BROWSER_CONFIG)
     port = free_port()
     env = voila_env(root, str(root / "browser.yaml"))
-    log = open(root / "voila.log", "wb")
-    server = subprocess.Popen(voila_command(port), env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
     url = f"http://127.0.0.1:{port}/?token={env[TOKEN_ENV]}"  # the token once; then the login cookie
-
-    def up() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"voila exited: {(root / 'voila.log').read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for(up, 60, "voila to listen")
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield {"url": url, "root": root, "runs": root / "checkpoints", "trained": trained_run}
-    for run in list_runs(root / "checkpoints"):
-        if run.is_active:
-            stop_run(run, timeout=30)
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    log.close()
+    with served(voila_command(port), env, root / "voila.log", port):
+        ARTIFACTS.mkdir(exist_ok=True)
+        yield {"url": url, "root": root, "runs": root / "checkpoints", "trained": trained_run}
+        for run in list_runs(root / "checkpoints"):
+            if run.is_active:
+                stop_run(run, timeout=30)
 
 
 class Page:

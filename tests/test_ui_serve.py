@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from asr_poc.ui.serve import (NOTEBOOK, TOKEN_ENV, WEBSOCKET_MAX_MESSAGE_BYTES, 
                               voila_command, voila_config, voila_env)
 from asr_poc.ui.test_panel import MAX_SECONDS, MAX_UPLOAD_BYTES
 from conftest import wait_for
+from served_site import served
 
 TOKEN = "test-token-0123456789abcdef"
 
@@ -84,22 +83,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "ASR_POC_ROOT": str(root), TOKEN_ENV: TOKEN}
     env.pop("ASR_POC_CONFIG", None)
     log = root / "server.log"
-    process = subprocess.Popen([sys.executable, "-m", "asr_poc", "dashboard", "--port", str(port),
-                                "--allow-host", "dash.example", "--cull-after", "3"], env=env,
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        assert process.poll() is None, f"the server exited: {log.read_text()[-2000:]}"
-        try:
-            return requests.get(base + "/login", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_for(up, 60, "the dashboard server to listen")
-    yield {"base": base, "port": port, "log": log, "pid": process.pid}
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(30)
+    command = [sys.executable, "-m", "asr_poc", "dashboard", "--port", str(port), "--allow-host", "dash.example",
+               "--cull-after", "3"]
+    with served(command, env, log, port) as process:
+        yield {"base": f"http://127.0.0.1:{port}", "port": port, "log": log, "pid": process.pid}
 
 
 def test_the_url_with_the_token_is_printed(server):
