@@ -11,7 +11,7 @@ from . import __version__
 from .analysis import build_details, details_path, write_details
 from .bench.report import markdown
 from .config import ConfigError, dataset_section, load_config
-from .decoding.lm import build_lm, dataset_texts, parse_hotwords
+from .decoding.lm import build_english_lm, build_lm, dataset_texts, parse_hotwords, text_file_sentences
 from .io import dump_yaml
 from .plugins import load_dataset
 from .runs import Run, list_runs
@@ -158,7 +158,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import evaluate  # torch: loaded only by the commands that need it
+    from .decoding.beam import decoded_model  # torch: loaded only by the commands that need it
+    from .evaluation import evaluate
     from .models.interface import BaseASRModel  # torch: loaded only by the commands that need it
 
     checkpoint = _eval_checkpoint(args.checkpoint)
@@ -166,17 +167,19 @@ def cmd_eval(args) -> int:
     cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
     section = {**dataset_section(cfg), "sample_rate": model.sample_rate}
     dataset = load_dataset(args.dataset, section, args.split)
-    result = evaluate(model, dataset, limit=args.limit, batch_size=args.batch_size, progress=not args.json)
+    decoded, decoding = decoded_model(model, cfg.get("decoding"))
+    result = evaluate(decoded, dataset, limit=args.limit, batch_size=args.batch_size, progress=not args.json)
     summary = {"checkpoint": str(checkpoint), "dataset": args.dataset, "split": args.split,
                "utterances": result["utterances"], "wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"],
-               "rtfx": 1 / result["rtf"] if result["rtf"] else None, "audio_seconds": result["audio_seconds"]}
+               "rtfx": 1 / result["rtf"] if result["rtf"] else None, "audio_seconds": result["audio_seconds"],
+               "decoding": decoding.label(), "decoding_options": decoding.to_dict()}
     if args.details:
         summary["details"] = str(_write_eval_details(checkpoint, dataset, summary, result))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{args.dataset}/{args.split}: {summary['utterances']} utterances, "
-              f"{summary['audio_seconds']:.0f} s of audio")
+              f"{summary['audio_seconds']:.0f} s of audio, decoding: {summary['decoding']}")
         print(f"WER {summary['wer']:.3f}  CER {summary['cer']:.3f}  RTF {summary['rtf']:.4f} "
               f"(RTFx {summary['rtfx']:.0f})")
         if args.details:
@@ -291,14 +294,24 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_lm_build(args) -> int:
-    cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
-    texts = dataset_texts(cfg, args.dataset, args.split)
-    manifest = build_lm(texts, args.out, order=args.order, char_order=args.char_order,
-                        hotwords=parse_hotwords(args.hotwords or []),
-                        source={"dataset": args.dataset, "split": args.split})
-    print(f"{args.out}: {manifest['sentences']} sentences, {manifest['lexicon_words']} words in the lexicon, "
-          f"{args.order}-gram word LM ({' / '.join(map(str, manifest['ngrams']))} n-grams), {args.char_order}-gram "
-          f"character LM")
+    hotwords = parse_hotwords(args.hotwords or [])
+    if args.source == "english":
+        manifest = build_english_lm(args.out, vocabulary=args.vocabulary or None, char_order=args.char_order,
+                                    hotwords=hotwords)
+        what = f"PocketSphinx's English {manifest['order']}-gram" + (f", its {args.vocabulary} likeliest words"
+                                                                   if args.vocabulary else "")
+    else:
+        if args.text:
+            texts = [s for path in args.text for s in text_file_sentences(path)]
+            source = {"text": [str(p) for p in args.text]}
+        else:
+            cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
+            texts, source = dataset_texts(cfg, args.dataset, args.split), {"dataset": args.dataset, "split": args.split}
+        manifest = build_lm(texts, args.out, order=args.order, char_order=args.char_order, hotwords=hotwords,
+                            source=source)
+        what = f"{manifest['sentences']} sentences, {args.order}-gram word LM"
+    print(f"{args.out}: {what} ({' / '.join(map(str, manifest['ngrams']))} n-grams), {manifest['lexicon_words']} "
+          f"words in the lexicon, {args.char_order}-gram character LM")
     print(f"use it: --set decoding.method=beam --set decoding.lm_path={args.out}")
     return 0
 
@@ -438,8 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lm", help="n-gram language models for beam search")
     lm_sub = p.add_subparsers(dest="lm_command", required=True)
     p = lm_sub.add_parser("build", help="estimate word and character n-gram LMs (Kneser-Ney, ARPA) and a lexicon "
-                          "from a data set's transcripts")
-    p.add_argument("--dataset", required=True, help="data set (an entry of `datasets`) whose texts are read")
+                          "from a data set's transcripts or text files, or write the English LM")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="data set (an entry of `datasets`) whose texts are read")
+    source.add_argument("--text", action="append", metavar="FILE", help="a UTF-8 text file (repeatable): its "
+                        "sentences, split at . ! ? ; : and blank lines")
+    source.add_argument("--source", choices=["english"], help="english: PocketSphinx's US-English 3-gram (in the "
+                        "pocketsphinx wheel, CMU's BSD licence) cut to --vocabulary words, its words as the lexicon")
+    p.add_argument("--vocabulary", type=int, default=0, help="--source english: keep only the N likeliest words "
+                   "(default 0: all 72,266 it has that transcripts can contain)")
     p.add_argument("--split", default="train", choices=["train", "dev", "test"], help="split read (default train)")
     p.add_argument("--order", type=int, default=3, help="word n-gram order (default 3)")
     p.add_argument("--char-order", type=int, default=6, help="character n-gram order for lexicon-free decoding "

@@ -79,15 +79,16 @@ def lm_folder(tmp_path_factory) -> Path:
 TOKENIZER = CharTokenizer.from_texts(TEXTS + ["k"])
 
 
-def emissions(text: str, ambiguous: dict[int, dict[str, float]] = {}) -> torch.Tensor:
+def emissions(text: str, ambiguous: dict[int, dict[str, float]] = {}, tokenizer: CharTokenizer = TOKENIZER
+              ) -> torch.Tensor:
     """Log-probabilities (1, frames, vocab): each character (`|` for a space) peaked at 0.9, then a blank frame;
     character i gets the distribution `ambiguous[i]` instead."""
     frames = []
     for i, ch in enumerate(text):
         for dist in (ambiguous.get(i, {"|" if ch == " " else ch: 0.9}), {"<pad>": 0.9}):
-            p = torch.full((len(TOKENIZER),), 1e-4)
+            p = torch.full((len(tokenizer),), 1e-4)
             for symbol, value in dist.items():
-                p[TOKENIZER.vocab[symbol]] = value
+                p[tokenizer.vocab[symbol]] = value
             frames.append(p / p.sum())
     return torch.stack(frames).log().unsqueeze(0)
 

@@ -38,6 +38,7 @@ def compare_decoding(model, methods: list[dict], waveforms: list[np.ndarray], re
             decoded = DecodedModel(model, make_decoder(model.tokenizer, options))
             figures, texts = time_transcribe(decoded, batches, repeats, thread_cpu=used == 1)
             rows.append({"method": options.describe(), "decoding": options.to_dict(), "rtfx": figures["rtfx"],
+                         "rtfx_thread_cpu": figures.get("rtfx_thread_cpu"),
                          "call_ms_p50": figures["call_ms_p50"], "threads": used, **error_rates(references, texts),
                          "transcripts": texts[:20]})
     greedy = rows[0]

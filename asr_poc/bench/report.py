@@ -93,6 +93,8 @@ def markdown(result: dict) -> str:
              f"{m.get('load_average_end')} (other processes share the cores: figures under load are noisy)",
              f"- audio: {c['utterances']} utterances, {c['audio_seconds']:.1f} s, {c['dataset']}/{c['split']} "
              f"({c['path']}), the same files for every system",
+             f"- decoding (the config's `decoding` section; streaming stays greedy): "
+             f"{', '.join(sorted({str(s.get('decoding_method', 'greedy')) for s in result['systems']})) or 'greedy'}",
              f"- RTFx = audio seconds / compute seconds (higher is faster); median of {result['options']['repeats']} "
              f"repeats per call; ratios in brackets are to the baseline measured in this run; 'by thread CPU "
              f"time' counts only the CPU time of the decoding thread, so it is the same on an idle or a busy machine",

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..config import load_config
+from ..decoding.beam import decoded_model
 from ..evaluation import error_rates
 from . import baseline, machine, report
 from .corpus import BenchCorpus, load_corpus
@@ -98,7 +99,9 @@ def _bench_system(spec: str, corpus: BenchCorpus, threads: list[int], options: B
     entry = system.describe()
     _say(options, f"{system.name}: {entry['parameters']:,} parameters ({system.kind})")
     waveforms = corpus.at_rate(system.model.sample_rate)
-    speed, texts = measure_speed(system.model, waveforms, system.model.sample_rate, threads, options.batch_size,
+    decoded, decoding = decoded_model(system.model, _decoding_section(options))  # streaming below stays greedy
+    entry["decoding_method"] = decoding.label()
+    speed, texts = measure_speed(decoded, waveforms, system.model.sample_rate, threads, options.batch_size,
                                  options.repeats, cuda=options.cuda, progress=options.progress)
     entry["speed"] = speed
     if system.trained:

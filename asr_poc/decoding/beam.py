@@ -55,7 +55,13 @@ class DecodingOptions:
         parts = [f"beam {self.beam_size}", "lexicon" if self.lexicon else "lexicon-free"]
         if self.lm_path:
             parts.append(f"LM x{self.lm_weight:g}")
+        if self.word_score:
+            parts.append(f"word score {self.word_score:g}")
         return " + ".join(parts)
+
+    def label(self) -> str:
+        """`describe()` and the LM folder, for reports: `beam 32 + lexicon + LM x0.5 (lm/english)`."""
+        return self.describe() + (f" ({self.lm_path})" if self.method == "beam" and self.lm_path else "")
 
 
 class GreedyDecoder:
@@ -171,3 +177,12 @@ class DecodedModel:
 
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         return self.decoder.transcribe(self.model, waveforms, lengths)
+
+
+def decoded_model(model, section: Optional[dict | DecodingOptions]) -> tuple[object, DecodingOptions]:
+    """The model seen through the config's `decoding` section (the model itself when greedy), and the options:
+    what `asr-poc eval` and `asr-poc bench` score and time."""
+    options = section if isinstance(section, DecodingOptions) else DecodingOptions.from_dict(section)
+    if options.method == "greedy":
+        return model, options
+    return DecodedModel(model, make_decoder(model.tokenizer, options)), options

@@ -10,6 +10,7 @@ A language-model folder holds
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..io import atomic_write_json, atomic_write_text
 from ..paths import resolve_path
 from ..plugins import load_dataset
 from ..text import WORD_DELIMITER, normalize_text
+from .english import DEFAULT_VOCABULARY, SOURCE_NAME, english_word_model, sample_sentences
 from .ngram import estimate, write_arpa
 
 WORDS_ARPA, CHARS_ARPA, LEXICON, HOTWORDS, MANIFEST = "words.arpa", "chars.arpa", "lexicon.txt", "hotwords.txt", "lm.json"
@@ -122,17 +124,60 @@ def build_lm(texts: Iterable[str], out: str | os.PathLike, order: int = 3, char_
     write_arpa(words, folder / WORDS_ARPA)
     write_arpa(chars, folder / CHARS_ARPA)
     counts = Counter(w for s in sentences for w in s.split())
+    return _write_lexicon_and_manifest(folder, set(counts), hotwords, {
+        "source": source or {}, "sentences": len(sentences), "running_words": sum(counts.values()), "order": order,
+        "char_order": char_order, "smoothing": "interpolated Kneser-Ney", "ngrams": [len(p) for p in words.prob],
+        "char_ngrams": [len(p) for p in chars.prob], "discounts": words.discounts})
+
+
+def build_english_lm(out: str | os.PathLike, vocabulary: Optional[int] = DEFAULT_VOCABULARY, char_order: int = 6,
+                     hotwords: Optional[dict[str, float]] = None) -> dict:
+    """The folder for English speech (`--source english`): PocketSphinx's English 3-gram cut to `vocabulary` words
+    (`english.py`), its words as the lexicon, and a character LM over text drawn at those words' frequencies."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = english_word_model(folder / WORDS_ARPA, vocabulary)
+    chars = estimate([char_units(s) for s in sample_sentences(words)], order=char_order)
+    write_arpa(chars, folder / CHARS_ARPA)
+    orders = arpa_counts(folder / WORDS_ARPA)
+    return _write_lexicon_and_manifest(folder, {w for w, _ in words}, hotwords, {
+        "source": {"english": SOURCE_NAME, "vocabulary": vocabulary}, "order": len(orders), "char_order": char_order,
+        "smoothing": "as shipped (CMU Sphinx); cut to the vocabulary", "ngrams": orders,
+        "char_ngrams": [len(p) for p in chars.prob]})
+
+
+def _write_lexicon_and_manifest(folder: Path, words: set[str], hotwords: Optional[dict[str, float]],
+                                about: dict) -> dict:
+    """lexicon.txt (the words and the hot words, spelled), hotwords.txt and lm.json; return the manifest."""
     hotwords = dict(hotwords or {})
-    lexicon = sorted(set(counts) | set(hotwords))
+    lexicon = sorted(words | set(hotwords))
     atomic_write_text(folder / LEXICON, "".join(f"{w} {' '.join(spell(w))}\n" for w in lexicon))
     atomic_write_text(folder / HOTWORDS, "".join(f"{w} {v:g}\n" for w, v in sorted(hotwords.items())))
-    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "source": source or {}, "sentences": len(sentences),
-                "running_words": sum(counts.values()), "lexicon_words": len(lexicon), "hotwords": hotwords,
-                "order": order, "char_order": char_order, "smoothing": "interpolated Kneser-Ney",
-                "ngrams": [len(p) for p in words.prob], "char_ngrams": [len(p) for p in chars.prob],
-                "discounts": words.discounts}
+    manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **about, "lexicon_words": len(lexicon),
+                "hotwords": hotwords}
     atomic_write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def arpa_counts(path: str | os.PathLike) -> list[int]:
+    """The n-gram counts of an ARPA file's header (`ngram N=count` lines)."""
+    counts = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("ngram "):
+                counts.append(int(line.split("=")[1]))
+            elif line.startswith("\\1-grams"):
+                break
+    return counts
+
+
+def text_file_sentences(path: str | os.PathLike) -> list[str]:
+    """Sentences of a plain-text file (UTF-8): split at . ! ? ; and blank lines, so a book's wrapped lines join up."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise LMError(f"--text {path}: {err.strerror or err}") from None
+    return [s for s in re.split(r"[.!?;:]+|\n\s*\n", text) if s.strip()]
 
 
 def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]:
