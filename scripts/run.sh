@@ -20,6 +20,10 @@ if [ ! -f "$corpus/metadata.csv" ]; then
   "$asr" prepare synthetic --out "$corpus" --utterances 6000 --seed 0
 fi
 [ -f data/real-check/metadata.csv ] || "$asr" prepare real-check --out data/real-check  # real speech, shipped
+if [ ! -f data/lm/english/words.arpa ]; then  # the Test tab's "beam search + English word LM" (~15 s, 115 MB)
+  echo "== building the English language model in data/lm/english (from the pocketsphinx package, offline)"
+  "$asr" lm build --source english --out data/lm/english
+fi
 
 if [ "${1:-dashboard}" != "cli" ]; then
   echo "== dashboard: open the URL printed below, token included, in a browser (Ctrl-C stops the server)"

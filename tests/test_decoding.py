@@ -198,17 +198,21 @@ def test_transcriber_with_beam_search_uses_the_lexicon(tmp_path, lm_folder):
 def test_test_tab_offers_beam_search_when_an_lm_exists(tmp_path, lm_folder):
     pytest.importorskip("ipywidgets")
     from asr_poc.decoding.beam import BeamSearchDecoder
-    from asr_poc.decoding.lm import decoding_choices
+    from asr_poc.decoding.lm import ENGLISH_LM, decoding_choices
+    from asr_poc.paths import project_root
     from asr_poc.inference import Transcriber
     from asr_poc.plugins import get_model_class
     from asr_poc.ui.test_panel import TestPanel
 
+    english = ["beam search + English word LM (real speech)"] if (project_root() / ENGLISH_LM / "words.arpa").is_file() \
+        else []  # offered when `make run` has built it
     assert [label for label, _ in decoding_choices({"decoding": {"lm_path": str(tmp_path / "none")}})] == \
-        ["greedy (fastest)"]
+        ["greedy (fastest)", *english]
     panel = TestPanel(root=tmp_path, overrides=(f"decoding.lm_path={lm_folder}",), preload=False)
     try:
         labels = [label for label, _ in panel.decoding.options]
-        assert len(labels) == 3 and labels[0].startswith("greedy") and "word LM" in labels[1]
+        assert labels[0].startswith("greedy") and "word LM" in labels[1] and "character LM" in labels[2]
+        assert labels[3:] == english
         model = get_model_class("conformer")({"vocab": TOKENIZER.vocab, "encoder_dim": 32, "num_heads": 2,
                                               "num_layers": 1, "ffn_dim": 64, "kernel_size": 3})
         transcriber = Transcriber(model)

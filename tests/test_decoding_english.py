@@ -144,3 +144,17 @@ def test_bench_decodes_with_the_config_decoding_section(tiny_checkpoint, small_c
     hypotheses = [t["hypothesis"] for t in system["transcripts"]]
     assert all(set(h.split()) <= lexicon for h in hypotheses)
     assert hypotheses != [t["hypothesis"] for t in plain["systems"][0]["transcripts"]]
+
+
+def test_screens_offer_the_english_lm_once_built(english: Path, tmp_path: Path, monkeypatch):
+    import shutil
+
+    from asr_poc.decoding.lm import ENGLISH_LM, decoding_choices
+
+    monkeypatch.setenv("ASR_POC_ROOT", str(tmp_path))
+    assert [label for label, _ in decoding_choices({"decoding": {}})] == ["greedy (fastest)"]
+    shutil.copytree(english, tmp_path / ENGLISH_LM)
+    (label, section), = decoding_choices({"decoding": {"beam_size": 8}})[1:]
+    assert "English" in label and section["lm_path"] == str(tmp_path / ENGLISH_LM) and section["beam_size"] == 8
+    decoder = make_decoder(ALPHABET, section)
+    assert decoder.decode(YAUNG) == ["he was a young man"]

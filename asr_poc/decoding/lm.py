@@ -186,14 +186,28 @@ def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]
     return [item.text for item in data.items]
 
 
+ENGLISH_LM = "data/lm/english"  # where `make run` writes `lm build --source english` (git-ignored, beside the data)
+ENGLISH_LM_WEIGHT, ENGLISH_WORD_SCORE = 0.5, 0.0  # chosen on the synthetic dev split (benchmarks/real_speech_lm.py)
+
+
 def decoding_choices(config: dict) -> list[tuple[str, dict]]:
-    """(label, `decoding` section) pairs a screen offers: greedy, and beam search when an LM folder exists (the
-    config's `decoding.lm_path`, else `lm/` under the project root)."""
+    """(label, `decoding` section) pairs a screen offers: greedy, beam search when an LM folder exists (the
+    config's `decoding.lm_path`, else `lm/` under the project root), and beam search with the English LM when
+    `data/lm/english` exists."""
     section = dict(config.get("decoding") or {})
     choices = [("greedy (fastest)", {**section, "method": "greedy"})]
     folder = resolve_path(section["lm_path"]) if section.get("lm_path") else resolve_path("lm")
-    if (folder / WORDS_ARPA).is_file() and (folder / LEXICON).is_file():
+    if _is_lm_folder(folder):
         beam = {**section, "method": "beam", "lm_path": str(folder)}
         choices += [(f"beam search + word LM ({folder.name}/)", {**beam, "lexicon": True}),
                     (f"beam search + character LM ({folder.name}/)", {**beam, "lexicon": False, "hotwords": []})]
+    english = resolve_path(ENGLISH_LM)
+    if english != folder and _is_lm_folder(english):
+        choices.append(("beam search + English word LM (real speech)",
+                        {**section, "method": "beam", "lm_path": str(english), "lexicon": True,
+                         "lm_weight": ENGLISH_LM_WEIGHT, "word_score": ENGLISH_WORD_SCORE}))
     return choices
+
+
+def _is_lm_folder(folder: Path) -> bool:
+    return (folder / WORDS_ARPA).is_file() and (folder / LEXICON).is_file()
