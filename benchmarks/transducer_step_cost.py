@@ -2,7 +2,7 @@
 thread, one batch of 16 training utterances without augmentation: the conformer-CTC against the transducer's
 encoders and joiner sizes. Prints one JSON line a variant.
 
-    .venv/bin/python benchmarks/transducer_step_cost.py [--corpus data/synthetic]
+    .venv/bin/python benchmarks/transducer_step_cost.py [--corpus data/synthetic] [--only "rnn-t conformer" ...]
 """
 from __future__ import annotations
 
@@ -16,13 +16,17 @@ VARIANTS = [("conformer-ctc", "conformer", {}),
             ("rnn-t conformer", "rnn-t", {"encoder": "conformer", "lookahead_ms": 0}),
             ("rnn-t conformer, joiner 144", "rnn-t", {"encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 144}),
             ("rnn-t conformer, joiner 96, predictor 96", "rnn-t",
-             {"encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 96, "predictor_dim": 96})]
+             {"encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 96, "predictor_dim": 96}),
+            ("rnn-t conformer, a CTC warm-up step", "rnn-t",  # ctc_warmup_steps: encoder + CTC head only
+             {"encoder": "conformer", "lookahead_ms": 0, "ctc_warmup_steps": 10**6})]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", default="data/synthetic")
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--only", action="append", default=[],
+                        help="measure only the variants whose name contains this (repeatable)")
     args = parser.parse_args()
     import torch
 
@@ -39,6 +43,8 @@ def main() -> None:
     audio = float(batch["waveform_lengths"].sum()) / ds.sample_rate
     features = {"features": cfg["features"]} if cfg.get("features") else {}
     for name, model_name, extra in VARIANTS:
+        if args.only and not any(part in name for part in args.only):
+            continue
         torch.manual_seed(0)
         model = get_model_class(model_name)({**cfg["models"][model_name], **extra, "vocab": tokenizer.vocab,
                                              "spec_augment": True, **features}).train()
