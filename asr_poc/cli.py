@@ -31,6 +31,17 @@ def cmd_prepare(args) -> int:
     if args.name == "real-check":
         print(real_check.prepare(args.out or "data/real-check"))
         return 0
+    if args.name == "asterisk":
+        from .datasets import asterisk
+
+        try:
+            out, dropped = asterisk.prepare(args.out or "data/asterisk", debs=args.debs)
+        except (RuntimeError, FileNotFoundError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print("left out: " + ", ".join(f"{n} ({why})" for why, n in dropped.items()), file=sys.stderr)
+        print(out)
+        return 0
     if args.name != "synthetic":
         print(f"error: only 'synthetic' can be generated here; get {args.name} yourself and set "
               f"datasets.{args.name}.path", file=sys.stderr)
@@ -337,8 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="build an offline corpus (LJSpeech layout): the espeak-ng synthetic corpus, "
                        "or real-check, the real-speech check set shipped in the package")
-    p.add_argument("name", choices=["synthetic", "real-check"], help="corpus to build")
-    p.add_argument("--out", help="folder (default: data/synthetic or data/real-check)")
+    p.add_argument("name", choices=["synthetic", "real-check", "asterisk"], help="corpus to build (asterisk: "
+                   "real speech to train on, the Asterisk prompts from Debian packages)")
+    p.add_argument("--out", help="folder (default: data/<name>)")
+    p.add_argument("--debs", help="asterisk: folder holding the two .deb files (default: apt-get download them)")
     p.add_argument("--utterances", type=int, default=1500, help="synthetic: number of utterances (default 1500)")
     p.add_argument("--seed", type=int, default=0, help="synthetic: random seed of sentences and voices (default 0)")
     p.add_argument("--engines", default="espeak,festival",
