@@ -472,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--source", choices=["english"], help="english: PocketSphinx's US-English 3-gram (in the "
                         "pocketsphinx wheel, CMU's BSD licence) cut to --vocabulary words, its words as the lexicon")
     p.add_argument("--vocabulary", type=int, default=0, help="--source english: keep only the N likeliest words "
-                   "(default 0: all 72,266 it has that transcripts can contain)")
+                   "(default 0: all 72,242 it has that transcripts can contain)")
     p.add_argument("--split", default="train", choices=["train", "dev", "test"], help="split read (default train)")
     p.add_argument("--order", type=int, default=3, help="word n-gram order (default 3)")
     p.add_argument("--char-order", type=int, default=6, help="character n-gram order for lexicon-free decoding "

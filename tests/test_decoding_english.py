@@ -72,6 +72,7 @@ def test_english_source_is_an_english_lm_kenlm_reads(english: Path):
     assert len(lexicon) == 1000 and lexicon["young"] == list("young")
     assert {"the", "of", "go", "forward", "ten", "he", "was", "not", "young", "man", "don't"} <= set(lexicon)
     assert all(w.replace("'", "").isalpha() and w.replace("'", "").islower() and w.isascii() for w in lexicon)
+    assert {w for w in lexicon if len(w) == 1} == {"a", "i"}  # the CMU LM's other 24 letters are not words here
     model = kenlm.Model(str(files.words_arpa))
     assert model.order == 3
     assert model.score("he was not a young man") > model.score("man young a not was he") + 5
