@@ -29,7 +29,8 @@ ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0
 DEFAULT_REPEAT = 8  # each recording is seen at least this many times per pass over the synthetic corpus
 RECORDINGS_SHARE = 0.25  # with repeat=None, the recordings make about this share of each epoch
-DEFAULT_LEARNING_RATE = 1e-3  # half the default: 3e-3 made the corpus worse (benchmarks/README.md, Adaptation)
+DEFAULT_LEARNING_RATE = 1e-3  # beat 2e-3 (constant, or decaying with half the epoch from the recordings) over
+# 750 steps from the default model (benchmarks/README.md, Adaptation)
 DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_WARMUP_STEPS = 20
 DEFAULT_SPEC_AUGMENT: Optional[bool] = None  # None: the base config's training.spec_augment
