@@ -15,6 +15,7 @@ from .decoding.lm import build_english_lm, build_lm, dataset_texts, parse_hotwor
 from .io import dump_yaml
 from .plugins import load_dataset
 from .runs import Run, list_runs
+from .threads import describe
 from .training.launcher import RunAlreadyActive, start_on_all_ranks, start_run, still_active, stop_run
 from .ui.history import format_age
 
@@ -73,6 +74,8 @@ def _train_overrides(args) -> list[str]:
 def cmd_adapt(args) -> int:
     from .adapt import adaptation_summary, start_adaptation  # torch: loaded only by the commands that need it
 
+    if not args.background:
+        _apply_thread_policy(args.config, args.overrides)
     base = load_config(args.config, args.overrides, check_data=False)
     handle = start_adaptation(base, args.init_from, speaker=args.speaker, minutes=args.minutes,
                               max_steps=args.steps, repeat=args.repeat, root=args.root,
@@ -87,11 +90,32 @@ def cmd_adapt(args) -> int:
     return 0 if handle.status.get("state") in ("finished", "stopped") else 1
 
 
+def _apply_thread_policy(config: Optional[str], overrides: list[str], resume: Optional[str] = None,
+                         root: Optional[str] = None) -> Optional[dict]:
+    """`training.threads` / `num_threads` for a run trained in this process, applied as the background worker applies
+    them (asr_poc/threads.py: passive OpenMP wait, intra-op threads = the cores left free at start). Called before the
+    config is validated, because validating a model's section imports torch and OpenMP reads its settings then."""
+    from .config import apply_overrides, load_top_level
+    from .threads import prepare_process
+
+    try:
+        if resume:
+            training = apply_overrides(Run.open(resume, root=root).config, overrides)["training"]
+        else:
+            training = load_top_level(config, overrides)["training"]
+    except Exception:  # noqa: BLE001 - a bad config or run is reported, in one line, by what follows
+        return None
+    return prepare_process(training.get("threads", "auto"), training.get("num_threads"))
+
+
 def cmd_train(args) -> int:
     import os
     import shutil
 
     background = "process" if args.background else "foreground"
+    # training in this process: its threads before torch loads (a background run's worker applies its own)
+    threads = None if args.background or args.create_only else _apply_thread_policy(
+        args.config, _train_overrides(args), args.resume, args.root)
     # `torchrun --nproc_per_node N -m asr_poc train ...` runs this on every rank: rank 0 makes the run, all train it
     under_torchrun, rank_0 = int(os.environ.get("WORLD_SIZE", "1")) > 1, os.environ.get("RANK", "0") == "0"
     if under_torchrun and args.background:
@@ -110,6 +134,8 @@ def cmd_train(args) -> int:
         print(run.path, flush=True)
     if args.create_only:
         return 0
+    if threads and run is not None and rank_0:
+        run.append_event({"type": "log", "level": "info", "message": describe(threads), "threads": threads})
     try:
         if under_torchrun:
             handle = start_on_all_ranks(run if rank_0 else None, resume=bool(args.resume))

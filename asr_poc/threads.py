@@ -99,6 +99,8 @@ def prepare_process(policy: Policy = "auto", num_threads: Optional[int] = None, 
         for key, value in PASSIVE_ENV.items():
             if key not in os.environ:
                 os.environ[key] = applied_env[key] = value
+        if num_threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            num_threads = int(os.environ["OMP_NUM_THREADS"])  # the user's, or torchrun's 1 per rank: it wins
         if num_threads is None:
             busy = busy_cores()
             num_threads = choose_threads(cpu_count(), busy)

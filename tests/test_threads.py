@@ -93,3 +93,23 @@ def test_the_training_processes_entry_points_do_not_import_torch_before_the_sett
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_foreground_cli_run_applies_the_settings_before_torch(small_corpus, tmp_path):
+    """`asr-poc train` without --background trains in its own process: it applies `training.threads` there, with the
+    OpenMP environment set before torch loads (torch's spinning defaults kept 10% beside a busy core)."""
+    config = tmp_path / "tiny.yaml"
+    cfg = tiny_config(small_corpus, tmp_path / "runs", "training.max_steps=1", "training.num_threads=1",
+                      "training.extra_eval=[]")
+    import yaml
+
+    config.write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if k not in threads.PASSIVE_ENV}
+    out = subprocess.run([sys.executable, "-m", "asr_poc", "train", "--config", str(config)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = Run.open(out.stdout.strip().splitlines()[0])
+    logged = [e["threads"] for e in run.events("log") if "threads" in e]
+    assert len(logged) == 1, logged
+    assert logged[0]["env_before_torch"] is True and logged[0]["omp_wait_policy"] == "PASSIVE"
+    assert logged[0]["torch_threads"] == 1 and logged[0]["interop_threads"] == 1
