@@ -33,7 +33,8 @@ DEFAULT_LEARNING_RATE = 1e-3  # beat 2e-3 (constant, or decaying with half the e
 # 750 steps from the default model (benchmarks/README.md, Adaptation)
 DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_WARMUP_STEPS = 20
-DEFAULT_SPEC_AUGMENT: Optional[bool] = None  # None: the base config's training.spec_augment
+DEFAULT_SPEC_AUGMENT: Optional[bool] = False  # off: better on the voice, the corpus and real-check at 750 steps
+# (benchmarks/README.md, Adaptation); None keeps the base config's training.spec_augment
 MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
 
 

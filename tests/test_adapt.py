@@ -81,6 +81,7 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     assert {"recordings", "synthetic"} <= set(cfg["training"]["extra_eval"])
     auto = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna")["datasets"]["mix"]["parts"][1]
     assert auto["repeat"] == 8  # 8 clips beside ~54 synthetic ones: the floor
+    assert cfg["training"]["spec_augment"] is False and base["training"]["spec_augment"] is True  # measured default
     recipe = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", share=0.9, lr_schedule="cosine",
                                spec_augment=False, learning_rate=5e-4)
     clips = 8 * recipe["datasets"]["mix"]["parts"][1]["repeat"]  # anna's 8 train clips, repeated
