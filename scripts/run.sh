@@ -19,7 +19,11 @@ if [ ! -f "$corpus/metadata.csv" ]; then
   echo "== building the default corpus in $corpus (espeak-ng and Festival voices, a minute or two)"
   "$asr" prepare synthetic --out "$corpus" --utterances 6000 --seed 0
 fi
-[ -f data/real-check/metadata.csv ] || "$asr" prepare real-check --out data/real-check  # real speech, shipped
+# real speech, shipped in the package: built when missing or older than the package's set (12 clips before 92)
+shipped=$(.venv/bin/python -c "from asr_poc.datasets.real_check import shipped_clips; print(len(shipped_clips()))")
+if [ ! -f data/real-check/metadata.csv ] || [ "$(grep -c . data/real-check/metadata.csv)" -lt "$shipped" ]; then
+  "$asr" prepare real-check --out data/real-check
+fi
 if [ ! -f data/lm/english/words.arpa ]; then  # the Test tab's "beam search + English word LM" (~15 s, 115 MB)
   echo "== building the English language model in data/lm/english (from the pocketsphinx package, offline)"
   "$asr" lm build --source english --out data/lm/english
