@@ -98,6 +98,8 @@ def _apply_thread_policy(config: Optional[str], overrides: list[str], resume: Op
     from .config import apply_overrides, load_top_level
     from .threads import prepare_process
 
+    if "torch" in sys.modules:  # called inside a process that already runs torch (a notebook, a test): its settings
+        return None
     try:
         if resume:
             training = apply_overrides(Run.open(resume, root=root).config, overrides)["training"]
