@@ -208,7 +208,7 @@ class EmformerRNNT(BaseASRModel):
         device = self.device
         warmup = False
         if self.training and torch.is_grad_enabled():  # a training step
-            warmup = self.warming_up
+            warmup = self.ctc_warmup_steps > 0 and self.warming_up  # no device sync per step when it is off
             self.trained_steps += 1
         enc, enc_lengths = self.encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
                                        chunked=not (warmup and self.ctc_warmup_full_context))
