@@ -15,6 +15,10 @@ the train split only:
     codec      MP3 or Opus at a low bit rate through FFmpeg (torchcodec)
     gain       -15..+6 dB
 
+`ramp_utterances` (default 0: off) raises every probability linearly from 0 to its value over the first that many
+training utterances: a model that has not yet learnt the clean voices learns faster without the effects
+(benchmarks/README.md, "Augmentation: a ramp").
+
 Randomness comes from torch's generator (seeded per DataLoader worker), so a seeded run is reproducible.
 """
 from __future__ import annotations
@@ -51,6 +55,7 @@ class AugmentConfig(BaseModel):
     babble_snr_db: list[float] = [5.0, 20.0]
     gain_db: list[float] = [-15.0, 6.0]
     rooms: int = Field(64, ge=1, le=4096)  # simulated room impulse responses in the bank
+    ramp_utterances: int = Field(0, ge=0)  # probabilities rise from 0 over this many training utterances (0: off)
 
     @field_validator("speed_range", "snr_db", "babble_snr_db", "gain_db")
     @classmethod
@@ -178,9 +183,25 @@ class Augmenter:
         self.sample_rate = sample_rate
         self.other_utterance = other_utterance
         self._rirs: Optional[list[torch.Tensor]] = None
+        self._seen_before = 0  # utterances this process trained on before the current DataLoader
+        self._served = 0       # utterances augmented since then, by this process or DataLoader worker
 
-    def _happens(self, effect: str) -> bool:
-        p = getattr(self.config, effect)
+    def start_at(self, utterances_seen: int) -> None:
+        """Tell the ramp how many training utterances came before the next DataLoader (set in the main process;
+        workers copy it when the loader starts them)."""
+        self._seen_before, self._served = int(utterances_seen), 0
+
+    def strength(self) -> float:
+        """The factor (0..1) on every probability: 1 without a ramp, else the share of the ramp done."""
+        ramp = self.config.ramp_utterances
+        if ramp <= 0:
+            return 1.0
+        worker = torch.utils.data.get_worker_info()
+        served = self._served * (worker.num_workers if worker is not None else 1)  # workers take turns
+        return min(1.0, (self._seen_before + served) / ramp)
+
+    def _happens(self, effect: str, strength: float = 1.0) -> bool:
+        p = getattr(self.config, effect) * strength
         return p > 0 and float(torch.rand(())) < p
 
     def rirs(self) -> list[torch.Tensor]:
@@ -261,7 +282,9 @@ class Augmenter:
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
         x = waveform.float()
+        strength = self.strength()
+        self._served += 1
         for effect in EFFECTS:
-            if self._happens(effect):
+            if self._happens(effect, strength):
                 x = getattr(self, effect)(x)
         return x.clamp(-1.0, 1.0).contiguous()

@@ -101,3 +101,45 @@ def test_only_the_train_split_is_augmented(small_corpus: Path) -> None:
     noisy, clean = train[0]["waveform"], plain[0]["waveform"]
     assert noisy.shape == clean.shape and not torch.allclose(noisy, clean)
     assert torch.equal(test[0]["waveform"], SyntheticDataset({"path": str(small_corpus)}, "test")[0]["waveform"])
+
+
+def test_ramp_raises_the_probabilities_from_zero() -> None:
+    """With a ramp, the first utterances stay clean, the ones after it are augmented as configured."""
+    augmenter = Augmenter(AugmentConfig(gain=1.0, gain_db=[-12.0, -12.0], ramp_utterances=1000), RATE)
+    x = _speech_like(0.5)
+    augmenter.start_at(0)
+    assert augmenter.strength() == 0.0 and torch.equal(augmenter(x), x)
+    augmenter.start_at(500)
+    assert augmenter.strength() == pytest.approx(0.5)
+    augmenter.start_at(1000)
+    assert augmenter.strength() == 1.0 and not torch.allclose(augmenter(x), x)
+    assert Augmenter(AugmentConfig(gain=1.0), RATE).strength() == 1.0  # no ramp: full from the start
+
+
+def test_the_loader_tells_the_ramp_how_far_training_is(small_corpus: Path) -> None:
+    """Each epoch's DataLoader starts the ramp at the utterances trained on before it (resume included)."""
+    from asr_poc.config import load_config
+    from asr_poc.datasets.synthetic import SyntheticDataset
+    from asr_poc.training.setup import Setup
+    from asr_poc.training.state import TrainState
+
+    config = {"path": str(small_corpus), "sample_rate": RATE, "augment": {"gain": 1.0, "ramp_utterances": 10_000}}
+    train = SyntheticDataset(config, "train")
+    cfg = load_config(None, [f"datasets.synthetic.path={small_corpus}", "training.batch_size=4"])
+
+    class _Sampler:
+        def set_epoch(self, epoch: int) -> None:
+            pass
+
+        def batches(self) -> list[list[int]]:
+            return [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+    class _Model:
+        tokenizer = None
+
+    setup = Setup.__new__(Setup)
+    setup.train_set, setup.sampler, setup.training, setup.raw_model = train, _Sampler(), cfg["training"], _Model()
+    state = TrainState()
+    state.epoch, state.batch_in_epoch = 2, 1
+    setup.loader(state)
+    assert train.augmenter._seen_before == 2 * 10 + 4

@@ -88,6 +88,11 @@ class BaseASRDataset(Dataset, ABC):
             waveform = self.augmenter(waveform)
         return {"id": item.id, "waveform": waveform, "text": normalize_text(item.text, self.text_config)}
 
+    def start_augmenting_at(self, utterances_seen: int) -> None:
+        """Where the augmentation ramp stands: `utterances_seen` training utterances came before the next loader."""
+        if self.augmenter is not None:
+            self.augmenter.start_at(utterances_seen)
+
     def _random_other_waveform(self) -> torch.Tensor:
         """A random utterance of this split (babble for the augmenter), drawn from torch's generator."""
         item = self.items[int(torch.randint(0, len(self.items), ()))]

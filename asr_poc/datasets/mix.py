@@ -106,5 +106,9 @@ class MixDataset(BaseASRDataset):
         part, item = self._index[index]
         return self.parts[part][item]
 
+    def start_augmenting_at(self, utterances_seen: int) -> None:
+        for part in self.parts:  # each part's ramp counts the whole mix's utterances (close enough for a ramp)
+            part.start_augmenting_at(utterances_seen)
+
 
 DATASET = MixDataset

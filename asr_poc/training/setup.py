@@ -58,7 +58,10 @@ class Setup:
     def loader(self, state: TrainState) -> DataLoader:
         """The batches of epoch `state.epoch` not yet done (all of them unless resuming inside it)."""
         self.sampler.set_epoch(state.epoch)
-        return DataLoader(self.train_set, batch_sampler=self.sampler.batches()[state.batch_in_epoch:],
+        batches = self.sampler.batches()
+        done_this_epoch = sum(len(b) for b in batches[:state.batch_in_epoch])
+        self.train_set.start_augmenting_at(state.epoch * sum(len(b) for b in batches) + done_this_epoch)
+        return DataLoader(self.train_set, batch_sampler=batches[state.batch_in_epoch:],
                           collate_fn=partial(collate_fn, tokenizer=self.raw_model.tokenizer),
                           num_workers=self.training["num_workers"],
                           # its own generator: creating a loader must not draw from the global RNG, which a
