@@ -35,6 +35,10 @@ DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_WARMUP_STEPS = 20
 DEFAULT_SPEC_AUGMENT: Optional[bool] = False  # off: better on the voice, the corpus and real-check at 750 steps
 # (benchmarks/README.md, Adaptation); None keeps the base config's training.spec_augment
+RECORDINGS_AUGMENT = {"speed": 0.6, "reverb": 0.4, "noise": 0.4, "band_limit": 0.3, "gain": 0.5}  # the few clips,
+# oversampled, sound a little different each time they come round (asr_poc.augment, no ramp)
+DEFAULT_AUGMENT_RECORDINGS = False  # measured worse on the voice: -38% against -47% and -49% (two seeds) without
+# (benchmarks/README.md, "Adaptation from a better start")
 MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
 
 
@@ -55,11 +59,12 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
                       repeat: Optional[int] = None, learning_rate: float = DEFAULT_LEARNING_RATE,
                       share: float = RECORDINGS_SHARE, lr_schedule: str = DEFAULT_LR_SCHEDULE,
                       spec_augment: Optional[bool] = DEFAULT_SPEC_AUGMENT, warmup_steps: int = DEFAULT_WARMUP_STEPS,
-                      check_data: bool = True) -> dict:
+                      augment_recordings: bool = DEFAULT_AUGMENT_RECORDINGS, check_data: bool = True) -> dict:
     """A validated run config: `base` trained from `init_checkpoint` on its corpus + `speaker`'s recordings.
 
     `repeat` (None: enough for the recordings to make `share` of each epoch, at least DEFAULT_REPEAT)
-    oversamples the recordings; `spec_augment` None keeps the base config's. The run's `recordings` set is the
+    oversamples the recordings; `spec_augment` None keeps the base config's; `augment_recordings` gives the
+    recordings RECORDINGS_AUGMENT unless their config has its own `augment`. The run's `recordings` set is the
     speaker's, and `training.extra_eval` scores it and the corpus's test split beside dev, so the curves show the
     voice improving and the corpus holding."""
     path = resolve_path(init_checkpoint)
@@ -68,6 +73,8 @@ def adaptation_config(base: dict, init_checkpoint: str | os.PathLike, *, speaker
     corpus = base["dataset"] if base["dataset"] not in MIX_OF else "synthetic"
     recordings = dict(base["datasets"].get("recordings") or {"path": DEFAULT_RECORDINGS})
     recordings.update(speakers=[speaker] if speaker else [])
+    if augment_recordings and not recordings.get("augment"):
+        recordings["augment"] = dict(RECORDINGS_AUGMENT)
     features = {k: v for k, v in base["datasets"][corpus].items()
                 if k in ("sample_rate", "n_fft", "hop_length", "n_mels", "max_seconds")}
     if repeat is None:

@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--lr-schedule", choices=["constant", "cosine", "inverse_sqrt"])
     parser.add_argument("--spec-augment", choices=["on", "off"])
     parser.add_argument("--warmup-steps", type=int)
+    parser.add_argument("--augment-recordings", choices=["on", "off"], help="augment the oversampled recordings")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="KEY=VALUE applied to the run config after adaptation_config")
     parser.add_argument("--work", default="/tmp/adaptation-bench", help="stand-in clips, runs, cached scores")
@@ -163,7 +164,9 @@ def main() -> None:
     steps = args.steps or round(IDLE_MINUTES * IDLE_STEPS_PER_MINUTE)
     recipe = {k: v for k, v in {"learning_rate": args.learning_rate, "share": args.share,
                                 "lr_schedule": args.lr_schedule, "warmup_steps": args.warmup_steps,
-                                "spec_augment": None if args.spec_augment is None else args.spec_augment == "on"}.items()
+                                "spec_augment": None if args.spec_augment is None else args.spec_augment == "on",
+                                "augment_recordings": None if args.augment_recordings is None
+                                else args.augment_recordings == "on"}.items()
               if v is not None}
     cfg = adaptation_config(base, checkpoint, speaker=STAND_IN_SPEAKER, minutes=None, max_steps=steps, **recipe)
     cfg["training"]["extra_eval"] = []
@@ -199,7 +202,8 @@ def main() -> None:
         "recipe": {"learning_rate": cfg["training"]["learning_rate"], "lr_schedule": cfg["training"]["lr_schedule"],
                    "warmup_steps": cfg["training"]["warmup_steps"], "spec_augment": cfg["training"]["spec_augment"],
                    "repeat": ([p.get("repeat", 1) for p in mix.get("parts", [])] if not args.control else None),
-                   "share_asked": args.share, "overrides": args.overrides},
+                   "share_asked": args.share, "overrides": args.overrides,
+                   "recordings_augment": (mix["parts"][1].get("augment") if not args.control else None)},
         "steps": done_steps, "idle_steps_per_minute": IDLE_STEPS_PER_MINUTE,
         "idle_minutes": round(done_steps / IDLE_STEPS_PER_MINUTE, 2),
         "reference_steps_per_minute": round(reference_rate, 1), "reference_rate_from": reference_source,

@@ -91,6 +91,11 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
             recipe["training"]["learning_rate"]) == ("cosine", False, 5e-4)
     with pytest.raises(ValueError, match="between 0 and 1"):
         adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", share=1.0)
+    augmented = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", augment_recordings=True)
+    recordings_part = augmented["datasets"]["mix"]["parts"][1]
+    assert recordings_part["augment"]["speed"] > 0 and recordings_part["augment"].get("ramp_utterances", 0) == 0
+    mixed = load_dataset("mix", augmented["datasets"]["mix"], "train")
+    assert mixed.parts[1].augmenter is not None and mixed.parts[1].augmenter.strength() == 1.0
 
     handle = start_adaptation(base, tiny_run.last_checkpoint, speaker="anna", minutes=None, max_steps=3,
                               background="foreground", root=tmp_path / "runs")
