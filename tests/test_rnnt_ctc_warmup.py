@@ -137,3 +137,22 @@ def test_a_resumed_run_continues_the_warmup(small_corpus, tmp_path, capsys):
         model = saved()
         assert int(model.trained_steps) == steps and model.warming_up is False
         assert changed(weights(first.model.predictor), model.model.predictor) is not warm, steps
+
+
+def test_ctc_head_on_the_encoder_output(items):
+    """`ctc_head_input: encoder`: the CTC head reads the encoder's own width; the warm-up trains it and the encoder,
+    not the projection to the joiner; the joint loss then trains everything, and decoding is unchanged in kind."""
+    model = build(items, ctc_warmup_steps=1, ctc_head_input="encoder", joiner_dim=48)
+    assert model.ctc_head.in_features == TINY["encoder_dim"] and build(items).ctc_head.in_features == 32
+    batch = collate_fn(items, model.tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.0)
+    projection, head = model.model.transcriber.output, model.ctc_head
+    before = {"projection": weights(projection), "head": weights(head)}
+    step(model, optimizer, batch)  # the warm-up step: CTC on the encoder output only
+    assert changed(before["head"], head) and not changed(before["projection"], projection)
+    step(model, optimizer, batch)  # a joint step: the projection to the joiner trains now
+    assert changed(before["projection"], projection)
+    model.eval()
+    assert len(model.transcribe(batch["waveforms"], batch["waveform_lengths"])) == len(items)
+    with pytest.raises(ValueError, match="ctc_weight 0"):
+        RNNTConfig(**{**TINY, "ctc_head_input": "encoder", "ctc_weight": 0.0})

@@ -21,7 +21,8 @@ trained from scratch otherwise learns its predictor (a language model) long befo
 The CTC head is used for training only. `ctc_warmup_steps` trains the encoder and the CTC head alone for the first
 N training steps (no predictor, joiner or `rnnt_loss`: a step costs about what a conformer-CTC step does), then the
 whole transducer. The steps are counted in the buffer `trained_steps`, saved with the weights, so a resumed run
-continues there. `ctc_warmup_full_context` lets the conformer encoder's warm-up attend over whole utterances. Measured
+continues there. `ctc_head_input: encoder` (conformer encoder) puts the CTC head on the encoder's own output, as the
+conformer-CTC has it, instead of on the projection to the joiner's width. `ctc_warmup_full_context` lets the conformer encoder's warm-up attend over whole utterances. Measured
 at the 10-minute budget (benchmarks/README.md), neither reaches the target, so both are off by default; a variant
 that trained the joiner as the CTC head (the predictor silent) did worse and was removed.
 """
@@ -75,6 +76,8 @@ class RNNTConfig(PresetModelConfig):
     ctc_weight: float = Field(0.3, ge=0.0, lt=1.0)  # auxiliary CTC loss on the encoder: it learns to align sooner
     ctc_warmup_steps: int = Field(0, ge=0, le=10_000_000)  # first N steps: encoder + CTC head only, then the transducer
     ctc_warmup_full_context: bool = False  # conformer encoder: no chunked attention during the warm-up
+    ctc_head_input: Literal["projection", "encoder"] = "projection"  # conformer encoder: what the CTC head reads,
+    # the joiner-width projection or the encoder's own output (with dropout, as the conformer-CTC's head)
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "RNNTConfig":
@@ -88,6 +91,8 @@ class RNNTConfig(PresetModelConfig):
             if self.lookahead_ms:
                 raise ValueError(f"lookahead_ms ({self.lookahead_ms}) is the Emformer encoder's right context; the "
                                  "conformer encoder sees no frame beyond its chunk: leave it null or 0")
+            if self.ctc_head_input == "encoder" and not self.ctc_weight:
+                raise ValueError("ctc_head_input 'encoder' sets where the CTC head reads, and ctc_weight 0 has none")
             if self.time_reduction != SUBSAMPLING:
                 raise ValueError(f"time_reduction ({self.time_reduction}) is the Emformer encoder's; the conformer "
                                  f"encoder subsamples {SUBSAMPLING}x: leave it at {SUBSAMPLING}")
@@ -152,7 +157,10 @@ class EmformerRNNT(BaseASRModel):
             self.model = self._emformer(c)
         self.blank = self.tokenizer.blank_id
         self.ctc_weight = c.ctc_weight
-        self.ctc_head = torch.nn.Linear(c.joiner_dim, len(self.tokenizer)) if c.ctc_weight > 0 else None
+        self.ctc_from_encoder = c.encoder == "conformer" and c.ctc_head_input == "encoder"
+        ctc_width = c.encoder_dim if self.ctc_from_encoder else c.joiner_dim
+        self.ctc_head = torch.nn.Linear(ctc_width, len(self.tokenizer)) if c.ctc_weight > 0 else None
+        self.ctc_dropout = torch.nn.Dropout(c.dropout if self.ctc_from_encoder else 0.0)
         self.ctc_warmup_steps, self.ctc_warmup_full_context = c.ctc_warmup_steps, c.ctc_warmup_full_context
         # training steps (forward passes with gradients in train mode) so far: the CTC warm-up counts them
         self.register_buffer("trained_steps", torch.zeros((), dtype=torch.long))
@@ -196,13 +204,21 @@ class EmformerRNNT(BaseASRModel):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms (B, T) -> encoder frames (B, frames, joiner_dim) and their lengths (all segments at once).
         The conformer encoder trains on chunks (`chunked`: dynamic or fixed) and decodes with full context."""
+        enc, enc_lengths, _ = self._encode(waveforms, lengths, chunked)
+        return enc, enc_lengths
+
+    def _encode(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunked: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """`encode`, plus what the CTC head reads when it is not the encoder frames (`ctc_head_input: encoder`)."""
         feats, feat_lengths = self.frontend(waveforms, lengths)
         if self.encoder_kind == "conformer":
-            chunk = self.model.transcriber.training_chunk() if self.training and chunked else None
-            return self.model.transcriber(feats, feat_lengths, chunk)
+            transcriber = self.model.transcriber
+            chunk = transcriber.training_chunk() if self.training and chunked else None
+            hidden, enc_lengths = transcriber.hidden(feats, feat_lengths, chunk)
+            return transcriber.output(hidden), enc_lengths, (hidden if self.ctc_from_encoder else None)
         feats, feat_lengths = self._pad_features(feats, feat_lengths)
         out, _ = self.model.transcribe(feats, feat_lengths)
-        return out, feat_lengths // self.stride
+        return out, feat_lengths // self.stride, None
 
     def forward(self, batch: dict) -> torch.Tensor:
         device = self.device
@@ -210,12 +226,15 @@ class EmformerRNNT(BaseASRModel):
         if self.training and torch.is_grad_enabled():  # a training step
             warmup = self.ctc_warmup_steps > 0 and self.warming_up  # no device sync per step when it is off
             self.trained_steps += 1
-        enc, enc_lengths = self.encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
-                                       chunked=not (warmup and self.ctc_warmup_full_context))
-        enc = enc[:, : int(enc_lengths.max())]  # rnnt_loss wants the longest utterance to fill the frames
+        enc, enc_lengths, hidden = self._encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
+                                                chunked=not (warmup and self.ctc_warmup_full_context))
+        frames = int(enc_lengths.max())
+        enc = enc[:, :frames]  # rnnt_loss wants the longest utterance to fill the frames
+        ctc_input = enc if hidden is None else self.ctc_dropout(hidden[:, :frames])
         tokens, token_lengths = batch["tokens"].to(device), batch["token_lengths"].to(device)
         if warmup:
-            return self._ctc_loss(self.ctc_head(enc), enc_lengths, tokens, token_lengths) + self._unused_parameters_term()
+            return (self._ctc_loss(self.ctc_head(ctc_input), enc_lengths, tokens, token_lengths)
+                    + self._unused_parameters_term())
         start = torch.full_like(tokens[:, :1], self.blank)
         pred, _, _ = self.model.predict(torch.cat([start, tokens], dim=1), token_lengths + 1, None)
         logits, _, _ = self.model.join(enc, enc_lengths, pred, token_lengths + 1)  # (B, T, U + 1, vocab)
@@ -224,7 +243,7 @@ class EmformerRNNT(BaseASRModel):
         loss = (losses / token_lengths.clamp(min=1)).mean()  # per character, like CTC's "mean"
         if self.ctc_head is None:
             return loss
-        ctc = self._ctc_loss(self.ctc_head(enc), enc_lengths, tokens, token_lengths)
+        ctc = self._ctc_loss(self.ctc_head(ctc_input), enc_lengths, tokens, token_lengths)
         return (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
 
     def _ctc_loss(self, logits: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor,
@@ -237,7 +256,8 @@ class EmformerRNNT(BaseASRModel):
         predictor and joiner do with a zero weight (one process leaves them out, so their weights do not move)."""
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return 0.0
-        unused = [*self.model.predictor.parameters(), *self.model.joiner.parameters()]
+        unused = [*self.model.predictor.parameters(), *self.model.joiner.parameters(),
+                  *(self.model.transcriber.output.parameters() if self.ctc_from_encoder else ())]
         return 0.0 * sum(p.sum() for p in unused)
 
     # --- greedy decoding ---------------------------------------------------------------------------------------

@@ -41,10 +41,15 @@ class ConformerTranscriber(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Whole utterances; `chunk` (encoder frames) limits attention as streaming does, None is full context.
         The convolutions are causal either way, so that the streamed frames equal these."""
+        x, x_lengths = self.hidden(feats, lengths, chunk)
+        return self.output(x), x_lengths
+
+    def hidden(self, feats: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` without the projection to the joiner's width: (B, T/4, encoder_dim) and lengths."""
         x, x_lengths = self.subsampling(feats, lengths)
         x_lengths = x_lengths.clamp(max=x.shape[1])
-        x = self.encoder(x, x_lengths, chunk, self.left_chunks, causal=True)
-        return self.output(x), x_lengths
+        return self.encoder(x, x_lengths, chunk, self.left_chunks, causal=True), x_lengths
 
     def init_state(self) -> dict:
         return {"subsampling": [None] * self.subsampling.layers, "frames": None, "encoder": self.encoder.init_state()}
