@@ -47,8 +47,13 @@ def join_group(ranks: Ranks) -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
 
 
-def leave_group() -> None:
+def leave_group(wait_for_all: bool = False) -> None:
+    """Leave torchrun's process group. `wait_for_all` (a run that ended normally on every rank) first waits until
+    every rank is here, so that no rank tears down its connections while another still has traffic on them (gloo
+    then aborts that rank: "terminate called without an active exception")."""
     if dist.is_initialized():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
 
 

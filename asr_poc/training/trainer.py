@@ -55,6 +55,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
     record = Recorder(run, enabled=ranks.master)
     state = TrainState()
     heartbeat = Heartbeat(record, state.progress)
+    ended_normally = False  # every rank reached the end together (should_end agrees over the ranks)
     try:
         # ---- set-up ---------------------------------------------------------------------------------------------
         record.status(state="running", pid=os.getpid(), hostname=socket.gethostname(), started=time.time(), error=None)
@@ -111,7 +112,9 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
             run.clear_stop()
         elif state.evaluated_at != state.step:  # a step or time limit ended the run inside an epoch
             evaluate_and_save(s, state, end_of_epoch=False)
-        return finish(run, record, heartbeat, state, end or "finished")
+        status = finish(run, record, heartbeat, state, end or "finished")
+        ended_normally = True
+        return status
 
     except BaseException as err:
         status = record_failure(run, record, heartbeat, state, err)
@@ -121,7 +124,7 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
     finally:
         heartbeat.stop()
         if ranks.distributed:
-            leave_group()
+            leave_group(wait_for_all=ended_normally)
 
 
 def build_model(cfg: dict, train_set, checkpoint: Optional[dict], record: Recorder,
