@@ -156,3 +156,13 @@ def test_ctc_head_on_the_encoder_output(items):
     assert len(model.transcribe(batch["waveforms"], batch["waveform_lengths"])) == len(items)
     with pytest.raises(ValueError, match="ctc_weight 0"):
         RNNTConfig(**{**TINY, "ctc_head_input": "encoder", "ctc_weight": 0.0})
+
+
+def test_the_ten_minute_recipe_config_loads():
+    """configs/rnnt-10min.yaml (the measured recipe) merges over the defaults and validates."""
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "rnnt-10min.yaml")
+    assert cfg["model"] == "rnn-t"
+    section = cfg["models"]["rnn-t"]
+    assert (section["ctc_head_input"], section["ctc_warmup_steps"], section["encoder"]) == ("encoder", 450, "conformer")
