@@ -107,7 +107,7 @@ class MixDataset(BaseASRDataset):
         return self.parts[part][item]
 
     def start_augmenting_at(self, utterances_seen: int) -> None:
-        for part in self.parts:  # each part's ramp counts the whole mix's utterances (close enough for a ramp)
+        for part in self.parts:  # each part starts from the whole mix's count, then counts only its own items
             part.start_augmenting_at(utterances_seen)
 
 
