@@ -50,7 +50,8 @@ def cmd_prepare(args) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     try:
         out = synthetic.generate_corpus(out=args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
-                                        progress=True, engines=engines)
+                                        progress=True, engines=engines,
+                                        **({} if args.english_share is None else {"english_share": args.english_share}))
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -384,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="synthetic: random seed of sentences and voices (default 0)")
     p.add_argument("--engines", default="espeak,festival",
                    help="synthetic: voice engines, comma-separated (espeak, festival); default espeak,festival")
+    p.add_argument("--english-share", type=float, metavar="SHARE",
+                   help="synthetic: share (0-1) of sentences sampled from PocketSphinx's English 3-gram (open "
+                   "vocabulary) instead of the grammar (default: asr_poc.datasets.synthetic.DEFAULT_ENGLISH_SHARE)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model; prints the run folder")

@@ -42,6 +42,9 @@ def main() -> None:
     parser.add_argument("name")
     parser.add_argument("--corpus", required=True, help="the synthetic corpus to train on")
     parser.add_argument("--real-check", default="data/real-check")
+    parser.add_argument("--test-corpus", action="append", default=[], metavar="DIR",
+                        help="also score the test split of this synthetic corpus (repeatable): corpora with other "
+                        "texts compare on the same files")
     parser.add_argument("--steps", type=int, default=2250)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a crowded machine)")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
@@ -71,7 +74,9 @@ def main() -> None:
             "load_start": [round(x, 2) for x in load_start], "load_end": [round(x, 2) for x in load_end],
             "overrides": args.overrides, "corpus": args.corpus,
             "real_check": _score(checkpoint, "real-check", data),
-            "synthetic_test": _score(checkpoint, "synthetic", data)}
+            "synthetic_test": _score(checkpoint, "synthetic", data),
+            "other_tests": {corpus: _score(checkpoint, "synthetic", [*data, f"datasets.synthetic.path={corpus}"])
+                            for corpus in args.test_corpus}}
     print(json.dumps(line))
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)

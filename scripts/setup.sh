@@ -10,6 +10,7 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v g++ >/dev/null || need+=(g++)  # kenlm (PyPI) compiles from source
 command -v festival >/dev/null || need+=(festival)  # + English voices recorded from people (synthetic corpus)
+command -v flite >/dev/null || need+=(flite)  # two more ARCTIC speakers (the corpus's optional flite engine)
 if command -v dpkg >/dev/null; then
   for voice in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do
     dpkg -s "$voice" >/dev/null 2>&1 || need+=("$voice")

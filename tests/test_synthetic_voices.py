@@ -70,3 +70,17 @@ def test_festival_script_sets_speed_pitch_and_quotes_text(tmp_path: Path) -> Non
     assert "(voice_kal_diphone)" in script and "Duration_Stretch 0.825" in script
     assert "target_f0_mean 132.3" in script  # 105 Hz raised by (70 - 50) / 60 of an octave
     assert '(SynthText "He said  hi    there")' in script
+
+
+def test_flite_speaks_its_own_two_people_at_the_line_speed(tmp_path: Path) -> None:
+    from asr_poc.datasets.voices.flite import VOICES, FliteEngine, flite_command
+
+    engine = FliteEngine()
+    assert engine.voices() == list(VOICES)  # awb and rms; not kal or slt, whom Festival already speaks
+    slow, fast = (Line("go forward ten meters", "rms@1.08", speed=s, pitch=50, wav=tmp_path / f"{s}.wav")
+                  for s in (120, 220))
+    assert "duration_stretch=1.375" in flite_command("flite", slow, slow.wav)
+    engine.speak([slow, fast], jobs=2)
+    durations = [sf.info(str(line.wav)).duration for line in (slow, fast)]
+    assert sf.info(str(slow.wav)).samplerate == 16000
+    assert durations[0] > 1.5 * durations[1] > 0.6

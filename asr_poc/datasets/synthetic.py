@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..io import atomic_write_text
 from ..text import normalize_text
+from .english_sentences import EnglishSentenceSampler
 from .ljspeech import LJSpeechDataset
 from .voices import engine
 from .voices.base import SAMPLE_RATE, Line
@@ -72,8 +73,11 @@ TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 # --- voices ----------------------------------------------------------------------------------------------------
 
 DEFAULT_ENGINES = ("espeak", "festival")
-ENGINE_SHARE = {"espeak": 1.0, "festival": 1.0}  # relative share of the utterances each engine speaks
-WARPS = {"espeak": (1.0,), "festival": (0.86, 0.92, 1.0, 1.08, 1.16)}  # vocal-tract warps per voice
+ENGINE_SHARE = {"espeak": 1.0, "festival": 1.0, "flite": 1.0}  # relative share of the utterances each engine speaks
+RECORDED_WARPS = (0.86, 0.92, 1.0, 1.08, 1.16)  # vocal-tract warps: one recorded voice becomes five speakers
+WARPS = {"espeak": (1.0,), "festival": RECORDED_WARPS, "flite": RECORDED_WARPS}
+DEFAULT_ENGLISH_SHARE = 0.0  # share of sentences from the English 3-gram (english_sentences.py)
+TEXT_SEED_OFFSET = 7919  # the grammar-or-English choice's own random stream
 HELD_OUT = {"test": 3, "dev": 2}  # voices per held-out split (each engine holds out at least one for test)
 HELD_OUT_FRACTION = 0.05  # of the utterances, for each of dev and test
 SPEED = (130, 200)  # words per minute
@@ -288,14 +292,19 @@ def voice_pools(engines: dict[str, list[str]], rng: random.Random) -> dict[str, 
 
 
 def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 0, jobs: int = 4,
-                    progress: bool = True, engines: tuple[str, ...] | list[str] = DEFAULT_ENGINES) -> Path:
+                    progress: bool = True, engines: tuple[str, ...] | list[str] = DEFAULT_ENGINES,
+                    english_share: float = DEFAULT_ENGLISH_SHARE) -> Path:
     """Write a synthetic corpus of `utterances` sentences to `out` (LJSpeech layout, 16 kHz) and return its path.
 
     `engines` names the voice engines (espeak, festival); each speaks an equal share of the utterances. Sentences,
     voices, speeds, pitches and splits all follow from `seed`. About 5 % of the utterances go to dev and 5 % to
-    test, spoken by voices held out from training. `metadata.csv` is written last, so an interrupted run never
-    looks like a complete corpus.
+    test, spoken by voices held out from training. `english_share` of the sentences come from the English 3-gram
+    (`EnglishSentenceSampler`: open vocabulary), the rest from the grammar (numbers, times, money); the choice has
+    its own random stream, so voices, speeds and splits do not depend on it. `metadata.csv` is written last, so an
+    interrupted run never looks like a complete corpus.
     """
+    if not 0.0 <= english_share <= 1.0:
+        raise ValueError(f"english_share = {english_share}: must be between 0 and 1")
     if utterances < 1:
         raise ValueError(f"utterances = {utterances}: must be at least 1")
     if not engines:
@@ -319,10 +328,13 @@ def generate_corpus(out: str | os.PathLike, utterances: int = 1500, seed: int = 
     names = list(speakers)
     shares = [ENGINE_SHARE.get(n, 1.0) for n in names]
     sentences = SentenceGenerator(seed)
+    english = EnglishSentenceSampler(seed) if english_share > 0 else None
+    text_rng = random.Random(seed + TEXT_SEED_OFFSET)
     rows = []  # (id, text, engine, voice, speed, pitch)
     for uid in ids:
         name = rng.choices(names, shares)[0]
-        rows.append((uid, sentences.sentence(), name, rng.choice(pools[name][split_of[uid]]),
+        use_english = english is not None and text_rng.random() < english_share
+        rows.append((uid, english.sentence() if use_english else sentences.sentence(), name, rng.choice(pools[name][split_of[uid]]),
                      rng.randint(*SPEED), rng.randint(*PITCH)))
 
     with tqdm(total=len(rows), desc="speaking", unit="utt", disable=not progress) as bar:

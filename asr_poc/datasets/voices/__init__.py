@@ -11,12 +11,15 @@ from __future__ import annotations
 from .base import VoiceEngine
 from .espeak import EspeakEngine
 from .festival import FestivalEngine
+from .flite import FliteEngine
 
 
 def engine(name: str) -> VoiceEngine:
-    """The engine called `name` (espeak or festival); raises RuntimeError if it is not installed."""
+    """The engine called `name` (espeak, festival or flite); raises RuntimeError if it is not installed."""
     if name == "espeak":
         return EspeakEngine()
     if name == "festival":
         return FestivalEngine()
-    raise ValueError(f"unknown voice engine {name!r}: use espeak or festival")
+    if name == "flite":
+        return FliteEngine()
+    raise ValueError(f"unknown voice engine {name!r}: use espeak, festival or flite")

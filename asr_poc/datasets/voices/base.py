@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -66,3 +67,20 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, warp: float = 1.0) -> 
     tmp = path.with_name(f".{path.name}.tmp")
     sf.write(str(tmp), audio.numpy(), SAMPLE_RATE, subtype="PCM_16", format="WAV")
     os.replace(tmp, path)
+
+
+def speak_lines(speak_one: Callable[[Line], None], lines: list[Line], jobs: int = 2,
+                done: Optional[Callable[[int], None]] = None) -> None:
+    """Run `speak_one` on every line, `jobs` at a time (engines that start one process per line); `done(1)` after
+    each, in order; the first failure cancels what has not started and is raised."""
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        futures = [pool.submit(speak_one, line) for line in lines]
+        try:
+            for future in futures:
+                future.result()
+                if done:
+                    done(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise

@@ -4,13 +4,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
 import soundfile as sf
 
-from .base import Line, VoiceEngine, split_warp, write_wav
+from .base import Line, VoiceEngine, speak_lines, split_warp, write_wav
 
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3")
@@ -53,14 +52,4 @@ class EspeakEngine(VoiceEngine):
         return [f"{a}+{v}" for a in (available_accents(self.exe) or ["en"]) for v in VARIANTS]
 
     def speak(self, lines: list[Line], jobs: int = 2, done: Optional[Callable[[int], None]] = None) -> None:
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            futures = [pool.submit(speak_one, self.exe, ln.text, ln.voice, ln.speed, ln.pitch, ln.wav) for ln in lines]
-            try:
-                for future in futures:
-                    future.result()
-                    if done:
-                        done(1)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        speak_lines(lambda ln: speak_one(self.exe, ln.text, ln.voice, ln.speed, ln.pitch, ln.wav), lines, jobs, done)
