@@ -12,6 +12,8 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
+from conftest import GRAMMAR_ONLY
+
 from asr_poc.datasets.hf import HFDataset
 from asr_poc.datasets.interface import DatasetConfig, DurationBucketSampler, collate_fn
 from asr_poc.datasets.ljspeech import LJSpeechDataset, hash_split
@@ -66,12 +68,12 @@ def test_sentences_are_varied() -> None:
 
 
 def test_same_seed_same_corpus_other_seed_differs(small_corpus: Path, tmp_path: Path) -> None:
-    again = generate_corpus(tmp_path / "again", utterances=60, seed=1, progress=False)
+    again = generate_corpus(tmp_path / "again", utterances=60, seed=1, progress=False, english_share=GRAMMAR_ONLY)
     for name in ("metadata.csv", "splits.csv", "voices.csv"):
         assert (again / name).read_bytes() == (small_corpus / name).read_bytes()
     for uid in ("syn-00001", "syn-00030", "syn-00060"):
         assert (again / "wavs" / f"{uid}.wav").read_bytes() == (small_corpus / "wavs" / f"{uid}.wav").read_bytes()
-    other = generate_corpus(tmp_path / "other", utterances=20, seed=2, progress=False)
+    other = generate_corpus(tmp_path / "other", utterances=20, seed=2, progress=False, english_share=GRAMMAR_ONLY)
     assert read_rows(other / "metadata.csv") != read_rows(small_corpus / "metadata.csv")[:20]
     assert (other / "wavs" / "syn-00001.wav").read_bytes() != (small_corpus / "wavs" / "syn-00001.wav").read_bytes()
 
