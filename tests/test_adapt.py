@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from asr_poc.adapt import (ADAPTATION_FILE, STAND_IN_SPEAKER, STAND_IN_VOICE, adaptation_config, adaptation_summary,
-                           corpus_voices, stand_in_recordings, start_adaptation)
+from asr_poc.adapt import (ADAPTATION_FILE, DEFAULT_LEARNING_RATE, MODEL_LEARNING_RATE, STAND_IN_SPEAKER,
+                           STAND_IN_VOICE, adaptation_config, adaptation_summary, corpus_voices, stand_in_recordings,
+                           start_adaptation)
 from asr_poc.datasets.recordings import RecordingStore
 from asr_poc.plugins import load_dataset
 from asr_poc.runs import Run
@@ -89,6 +91,13 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     assert 0.85 < clips / (clips + utterances) < 0.95  # about nine in ten items of an epoch are the recordings
     assert (recipe["training"]["lr_schedule"], recipe["training"]["spec_augment"],
             recipe["training"]["learning_rate"]) == ("cosine", False, 5e-4)
+    assert cfg["training"]["learning_rate"] == DEFAULT_LEARNING_RATE  # a conformer's
+    whisper_run = tmp_path / "whisper-run"  # a whisper-ctc checkpoint adapts at its own, gentler rate
+    whisper_run.mkdir()
+    shutil.copy(tiny_run.last_checkpoint, whisper_run / "last.pt")
+    (whisper_run / "config.yaml").write_text("model: whisper-ctc\n")
+    assert adaptation_config(base, whisper_run / "last.pt", speaker="anna", check_data=False)["training"][
+        "learning_rate"] == MODEL_LEARNING_RATE["whisper-ctc"] < DEFAULT_LEARNING_RATE
     with pytest.raises(ValueError, match="between 0 and 1"):
         adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", share=1.0)
     augmented = adaptation_config(base, tiny_run.last_checkpoint, speaker="anna", augment_recordings=True)
