@@ -58,29 +58,28 @@ class EnglishSentenceSampler:
         self.vocabulary = len(self.words)
 
     def _explicit(self, table: _Table, key: int) -> tuple[np.ndarray, np.ndarray]:
+        """The words that follow context `key` explicitly, and their probabilities' running sum."""
         rows = table.rows(key)
-        return table.words[rows], table.probs[rows]
+        return table.words[rows], np.cumsum(table.probs[rows])
 
-    def _choose(self, words: np.ndarray, probs: np.ndarray) -> int:
-        cdf = np.cumsum(probs)
-        return int(words[min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], "right")), len(words) - 1)])
+    def _pick(self, cdf: np.ndarray) -> int:
+        """An index drawn from a running sum of probabilities."""
+        return min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], "right")), len(cdf) - 1)
 
     def _unigram(self, exclude: np.ndarray) -> int:
         for _ in range(100):
-            cdf = self.unigram_cdf
-            word = int(np.searchsorted(cdf, self.rng.random() * cdf[-1], "right"))
-            word = min(word, self.vocabulary - 1)
+            word = self._pick(self.unigram_cdf)
             if word != self.start and word not in exclude:
                 return word
         return self.end
 
     def _after(self, previous: int, exclude: np.ndarray) -> int:
         """A word from P(. | previous), not one of `exclude` (explicit trigrams the caller backed off from)."""
+        words, cdf = self._explicit(self.bigrams, previous)
+        explicit = min(float(cdf[-1]), 1.0) if len(words) else 0.0
         for _ in range(100):
-            words, probs = self._explicit(self.bigrams, previous)
-            explicit = float(probs.sum()) if len(words) else 0.0
-            if len(words) and self.rng.random() < min(explicit, 1.0):
-                word = self._choose(words, probs)
+            if len(words) and self.rng.random() < explicit:
+                word = int(words[self._pick(cdf)])
             else:
                 word = self._unigram(words)
             if word not in exclude:
@@ -89,9 +88,9 @@ class EnglishSentenceSampler:
 
     def _next(self, first: Optional[int], second: int) -> int:
         if first is not None:
-            words, probs = self._explicit(self.trigrams, first * self.vocabulary + second)
-            if len(words) and self.rng.random() < min(float(probs.sum()), 1.0):
-                return self._choose(words, probs)
+            words, cdf = self._explicit(self.trigrams, first * self.vocabulary + second)
+            if len(words) and self.rng.random() < min(float(cdf[-1]), 1.0):
+                return int(words[self._pick(cdf)])
             return self._after(second, words)
         return self._after(second, np.empty(0, dtype=np.int64))
 
