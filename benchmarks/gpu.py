@@ -48,6 +48,8 @@ def train_run(corpus: str, root: str, model: str, size: str, amp: bool, steps: i
             f"checkpoint_dir={root}", f"training.max_steps={steps}", "training.eval_utterances=0",
             "training.extra_eval=[]", f"training.mixed_precision={str(amp).lower()}", "training.batch_size=32",
             "training.num_workers=8", f"training.device={device}"]
+    if model == "rnn-t":
+        sets.append("models.rnn-t.ctc_warmup_steps=0")  # the transducer's own step, not the CTC warm-up's
     cmd = (launcher or [sys.executable, "-m", "asr_poc"]) + ["train", "--dataset", "synthetic"]
     for s in sets:
         cmd += ["--set", s]
@@ -108,8 +110,9 @@ def build(model: str, size: str, corpus: str, device: str):
     from asr_poc.plugins import get_model_class
     from asr_poc.text import CharTokenizer
 
+    warmup = ["models.rnn-t.ctc_warmup_steps=0"] if model == "rnn-t" else []  # the transducer's step and search
     cfg = validate_config(load_config(None, [f"model={model}", f"models.{model}.size={size}",
-                                             f"datasets.synthetic.path={corpus}"]))
+                                             f"datasets.synthetic.path={corpus}", *warmup]))
     texts = [row[-1] for row in csv.reader(open(Path(corpus) / "metadata.csv"), delimiter="|")]
     spec = model_spec(cfg, CharTokenizer.from_texts(texts).vocab, spec_augment=True)
     return get_model_class(model)(spec).to(device)

@@ -11,14 +11,20 @@ import json
 import os
 import time
 
+JOINT = {"ctc_warmup_steps": 0, "ctc_head_input": "projection", "joiner_stride": 1}  # the defaults before session 6
 VARIANTS = [("conformer-ctc", "conformer", {}),
-            ("rnn-t emformer", "rnn-t", {"encoder": "emformer"}),
-            ("rnn-t conformer", "rnn-t", {"encoder": "conformer", "lookahead_ms": 0}),
-            ("rnn-t conformer, joiner 144", "rnn-t", {"encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 144}),
+            ("rnn-t emformer", "rnn-t", {**JOINT, "encoder": "emformer"}),
+            ("rnn-t conformer", "rnn-t", {**JOINT, "encoder": "conformer", "lookahead_ms": 0}),
+            ("rnn-t conformer, joiner 144", "rnn-t",
+             {**JOINT, "encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 144}),
             ("rnn-t conformer, joiner 96, predictor 96", "rnn-t",
-             {"encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 96, "predictor_dim": 96}),
+             {**JOINT, "encoder": "conformer", "lookahead_ms": 0, "joiner_dim": 96, "predictor_dim": 96}),
             ("rnn-t conformer, a CTC warm-up step", "rnn-t",  # ctc_warmup_steps: encoder + CTC head only
-             {"encoder": "conformer", "lookahead_ms": 0, "ctc_warmup_steps": 10**6})]
+             {**JOINT, "encoder": "conformer", "lookahead_ms": 0, "ctc_warmup_steps": 10**6}),
+            ("rnn-t conformer, CTC head on the encoder", "rnn-t",  # configs/rnnt-10min.yaml's joint step
+             {**JOINT, "encoder": "conformer", "lookahead_ms": 0, "ctc_head_input": "encoder"}),
+            ("rnn-t conformer, CTC head on the encoder, joiner_stride 2", "rnn-t",  # 80-ms joiner frames
+             {**JOINT, "encoder": "conformer", "lookahead_ms": 0, "ctc_head_input": "encoder", "joiner_stride": 2})]
 
 
 def main() -> None:

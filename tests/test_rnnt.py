@@ -140,7 +140,8 @@ def test_checkpoint_rebuilds_the_streaming_model(overfitted, tmp_path):
 
 def test_asr_poc_train_model_rnn_t_end_to_end(small_corpus, tmp_path, capsys):
     sets = [f"datasets.synthetic.path={small_corpus}", "training.max_steps=3", "training.eval_utterances=3",
-            "training.batch_size=4", "training.warmup_steps=1", "models.rnn-t.num_layers=1",
+            "training.batch_size=4", "training.warmup_steps=1", "models.rnn-t.ctc_warmup_steps=1",  # then joint steps
+            "models.rnn-t.num_layers=1",
             "models.rnn-t.encoder_dim=32", "models.rnn-t.num_heads=2", "models.rnn-t.ffn_dim=64"]
     code = main(["train", "--model", "rnn-t", "--root", str(tmp_path), *(f"--set={s}" for s in sets)])
     out, err = capsys.readouterr()

@@ -165,4 +165,5 @@ def test_the_ten_minute_recipe_config_loads():
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "rnnt-10min.yaml", check_data=False)
     assert cfg["model"] == "rnn-t"
     section = cfg["models"]["rnn-t"]
-    assert (section["ctc_head_input"], section["ctc_warmup_steps"], section["encoder"]) == ("encoder", 450, "conformer")
+    assert (section["ctc_head_input"], section["ctc_warmup_steps"], section["encoder"], section["joiner_stride"]) == \
+        ("encoder", 450, "conformer", 2)

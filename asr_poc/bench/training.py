@@ -36,6 +36,8 @@ def training_config(model_name: str, model_section: dict, config_path: Optional[
         sets.append(f"training.batch_size={batch_size}")
     cfg = load_config(config_path, sets)
     cfg["models"][model_name] = dict(model_section)
+    if cfg["models"][model_name].get("ctc_warmup_steps"):  # rnn-t: the figure is of its transducer step, not of the
+        cfg["models"][model_name]["ctc_warmup_steps"] = 0  # CTC warm-up that starts a new run
     return validate_config(cfg)
 
 

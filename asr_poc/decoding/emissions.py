@@ -22,11 +22,7 @@ def ctc_logits_fn(model):
     if hasattr(model, "_logits"):  # hf-ctc
         return model._logits
     if getattr(model, "ctc_head", None) is not None:  # rnn-t with ctc_weight > 0
-        def transducer_ctc(waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            encoded, frames = model.encode(waveforms, lengths)
-            return model.ctc_head(encoded), frames
-
-        return transducer_ctc
+        return model.ctc_head_logits
     raise NoCTCOutput(f"model {getattr(model, 'name', type(model).__name__)!r} has no CTC output: beam search and "
                       f"ONNX export need a CTC model (conformer, hf-ctc, or rnn-t with ctc_weight > 0)")
 

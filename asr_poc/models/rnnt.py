@@ -18,13 +18,18 @@ then `lookahead_ms` of silence (the last segment's right context), in both.
 
 Training adds an auxiliary CTC loss on the encoder frames (`ctc_weight`, as in icefall/ESPnet): a transducer
 trained from scratch otherwise learns its predictor (a language model) long before its encoder aligns to audio.
-The CTC head is used for training only. `ctc_warmup_steps` trains the encoder and the CTC head alone for the first
-N training steps (no predictor, joiner or `rnnt_loss`: a step costs about what a conformer-CTC step does), then the
-whole transducer. The steps are counted in the buffer `trained_steps`, saved with the weights, so a resumed run
-continues there. `ctc_head_input: encoder` (conformer encoder) puts the CTC head on the encoder's own output, as the
-conformer-CTC has it, instead of on the projection to the joiner's width. `ctc_warmup_full_context` lets the conformer encoder's warm-up attend over whole utterances. Measured
-at the 10-minute budget (benchmarks/README.md), neither reaches the target, so both are off by default; a variant
-that trained the joiner as the CTC head (the predictor silent) did worse and was removed.
+Options (all but the first for the conformer encoder only; measured in benchmarks/README.md, "A transducer that
+learns in minutes"):
+- `ctc_warmup_steps`: the first N training steps train the encoder and the CTC head alone (no predictor, joiner or
+  `rnnt_loss`: a conformer-CTC step's cost), then the whole transducer. The steps are counted in the buffer
+  `trained_steps`, saved with the weights, so a resumed run continues there. Until the warm-up ends the model
+  transcribes with its CTC head (the joiner has not trained yet).
+- `ctc_head_input: encoder`: the CTC head reads the encoder's own output, as the conformer-CTC's does, instead of
+  the projection to the joiner's width.
+- `joiner_stride: 2`: two encoder frames are stacked into one 80-ms joiner frame (rnnt_conformer.py), so the joint
+  step's (B, T, U + 1, vocab) tensor, most of a transducer step's cost, halves; the CTC head keeps the 40-ms frames,
+  where CTC has room for every character.
+- `ctc_warmup_full_context`: the warm-up attends over whole utterances (measured neutral).
 """
 from __future__ import annotations
 
@@ -78,6 +83,7 @@ class RNNTConfig(PresetModelConfig):
     ctc_warmup_full_context: bool = False  # conformer encoder: no chunked attention during the warm-up
     ctc_head_input: Literal["projection", "encoder"] = "projection"  # conformer encoder: what the CTC head reads,
     # the joiner-width projection or the encoder's own output (with dropout, as the conformer-CTC's head)
+    joiner_stride: int = Field(1, ge=1, le=4)  # conformer encoder: encoder frames stacked into one joiner frame
 
     @model_validator(mode="after")
     def fill_from_size(self) -> "RNNTConfig":
@@ -93,11 +99,17 @@ class RNNTConfig(PresetModelConfig):
                                  "conformer encoder sees no frame beyond its chunk: leave it null or 0")
             if self.ctc_head_input == "encoder" and not self.ctc_weight:
                 raise ValueError("ctc_head_input 'encoder' sets where the CTC head reads, and ctc_weight 0 has none")
+            if self.joiner_stride > 1 and self.ctc_weight and self.ctc_head_input != "encoder":
+                raise ValueError(f"joiner_stride {self.joiner_stride} makes the projection too coarse for CTC over "
+                                 "characters: set ctc_head_input: encoder (the CTC head reads the 40-ms frames)")
             if self.time_reduction != SUBSAMPLING:
                 raise ValueError(f"time_reduction ({self.time_reduction}) is the Emformer encoder's; the conformer "
                                  f"encoder subsamples {SUBSAMPLING}x: leave it at {SUBSAMPLING}")
             object.__setattr__(self, "lookahead_ms", 0)
             return self
+        # the conformer encoder's options (on by default) mean nothing here: recorded as what the Emformer does
+        object.__setattr__(self, "joiner_stride", 1)  # it stacks frames with time_reduction
+        object.__setattr__(self, "ctc_head_input", "projection")
         self.fill_from_preset(SIZES)
         if self.lookahead_ms is None:
             object.__setattr__(self, "lookahead_ms", 40)
@@ -116,6 +128,10 @@ class RNNTConfig(PresetModelConfig):
             if abs(frames - round(frames)) > 1e-6:
                 raise ValueError(f"{key} ({getattr(self, key)}) must be a multiple of {frame_ms:g} ms (the encoder's "
                                  f"frame: {features.hop_ms:g} ms features x {factor})")
+        joiner_ms = frame_ms * self.joiner_stride
+        if conformer and abs(self.chunk_ms / joiner_ms - round(self.chunk_ms / joiner_ms)) > 1e-6:
+            raise ValueError(f"chunk_ms ({self.chunk_ms}) must be a multiple of {joiner_ms:g} ms (joiner_stride "
+                             f"{self.joiner_stride} x the encoder's {frame_ms:g}-ms frame)")
 
 
 @dataclass
@@ -148,7 +164,8 @@ class EmformerRNNT(BaseASRModel):
             transcriber = ConformerTranscriber(
                 c.input_dim, c.encoder_dim, c.joiner_dim, c.num_heads, c.ffn_dim, c.num_layers, c.kernel_size,
                 c.subsampling_channels, c.dropout, chunk_frames=self.segment,
-                left_chunks=round(c.left_context_ms / self.chunk_ms), dynamic_chunks=c.dynamic_chunk_training)
+                left_chunks=round(c.left_context_ms / self.chunk_ms), dynamic_chunks=c.dynamic_chunk_training,
+                joiner_stride=c.joiner_stride)
             predictor = _Predictor(len(self.tokenizer), c.joiner_dim, symbol_embedding_dim=c.predictor_dim,
                                    num_lstm_layers=1, lstm_hidden_dim=c.predictor_dim, lstm_layer_norm=True,
                                    lstm_layer_norm_epsilon=1e-5, lstm_dropout=c.dropout)
@@ -204,21 +221,30 @@ class EmformerRNNT(BaseASRModel):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Waveforms (B, T) -> encoder frames (B, frames, joiner_dim) and their lengths (all segments at once).
         The conformer encoder trains on chunks (`chunked`: dynamic or fixed) and decodes with full context."""
-        enc, enc_lengths, _ = self._encode(waveforms, lengths, chunked)
+        enc, enc_lengths, _, _ = self._encode(waveforms, lengths, chunked)
         return enc, enc_lengths
 
     def _encode(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunked: bool = True
-                ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """`encode`, plus what the CTC head reads when it is not the encoder frames (`ctc_head_input: encoder`)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`encode`, plus what the CTC head reads and its lengths: the joiner frames themselves, or with
+        `ctc_head_input: encoder` the encoder's own 40-ms frames (before `joiner_stride` stacks them)."""
         feats, feat_lengths = self.frontend(waveforms, lengths)
         if self.encoder_kind == "conformer":
             transcriber = self.model.transcriber
             chunk = transcriber.training_chunk() if self.training and chunked else None
-            hidden, enc_lengths = transcriber.hidden(feats, feat_lengths, chunk)
-            return transcriber.output(hidden), enc_lengths, (hidden if self.ctc_from_encoder else None)
+            hidden, hidden_lengths = transcriber.hidden(feats, feat_lengths, chunk)
+            enc, enc_lengths = transcriber.project(hidden, hidden_lengths)
+            if self.ctc_from_encoder:
+                return enc, enc_lengths, hidden, hidden_lengths
+            return enc, enc_lengths, enc, enc_lengths
         feats, feat_lengths = self._pad_features(feats, feat_lengths)
         out, _ = self.model.transcribe(feats, feat_lengths)
-        return out, feat_lengths // self.stride, None
+        return out, feat_lengths // self.stride, out, feat_lengths // self.stride
+
+    def ctc_head_logits(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The auxiliary CTC head's logits (B, frames, vocab) and frame lengths, full context."""
+        _, _, ctc_input, ctc_lengths = self._encode(waveforms, lengths, chunked=False)
+        return self.ctc_head(ctc_input), ctc_lengths
 
     def forward(self, batch: dict) -> torch.Tensor:
         device = self.device
@@ -226,14 +252,14 @@ class EmformerRNNT(BaseASRModel):
         if self.training and torch.is_grad_enabled():  # a training step
             warmup = self.ctc_warmup_steps > 0 and self.warming_up  # no device sync per step when it is off
             self.trained_steps += 1
-        enc, enc_lengths, hidden = self._encode(batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
-                                                chunked=not (warmup and self.ctc_warmup_full_context))
-        frames = int(enc_lengths.max())
-        enc = enc[:, :frames]  # rnnt_loss wants the longest utterance to fill the frames
-        ctc_input = enc if hidden is None else self.ctc_dropout(hidden[:, :frames])
+        enc, enc_lengths, ctc_input, ctc_lengths = self._encode(
+            batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
+            chunked=not (warmup and self.ctc_warmup_full_context))
+        enc = enc[:, : int(enc_lengths.max())]  # rnnt_loss wants the longest utterance to fill the frames
+        ctc_input = self.ctc_dropout(ctc_input[:, : int(ctc_lengths.max())])
         tokens, token_lengths = batch["tokens"].to(device), batch["token_lengths"].to(device)
         if warmup:
-            return (self._ctc_loss(self.ctc_head(ctc_input), enc_lengths, tokens, token_lengths)
+            return (self._ctc_loss(self.ctc_head(ctc_input), ctc_lengths, tokens, token_lengths)
                     + self._unused_parameters_term())
         start = torch.full_like(tokens[:, :1], self.blank)
         pred, _, _ = self.model.predict(torch.cat([start, tokens], dim=1), token_lengths + 1, None)
@@ -243,7 +269,7 @@ class EmformerRNNT(BaseASRModel):
         loss = (losses / token_lengths.clamp(min=1)).mean()  # per character, like CTC's "mean"
         if self.ctc_head is None:
             return loss
-        ctc = self._ctc_loss(self.ctc_head(ctc_input), enc_lengths, tokens, token_lengths)
+        ctc = self._ctc_loss(self.ctc_head(ctc_input), ctc_lengths, tokens, token_lengths)
         return (1 - self.ctc_weight) * loss + self.ctc_weight * ctc
 
     def _ctc_loss(self, logits: torch.Tensor, enc_lengths: torch.Tensor, tokens: torch.Tensor,
@@ -284,6 +310,12 @@ class EmformerRNNT(BaseASRModel):
 
     @torch.inference_mode()
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Greedy search; during the CTC warm-up, whose joiner has not trained yet, greedy CTC with the CTC head
+        (what the warm-up's evaluations should measure, at a CTC decode's cost)."""
+        if self.warming_up:
+            logits, frames = self.ctc_head_logits(waveforms.to(self.device), lengths.to(self.device))
+            best = logits.argmax(-1).cpu()
+            return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames.cpu())]
         enc, enc_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device))
         return [self.tokenizer.decode(self.greedy(enc[i, : int(n)]).tokens) for i, n in enumerate(enc_lengths)]
 
@@ -293,13 +325,22 @@ class EmformerRNNT(BaseASRModel):
             self._stream_features = StreamingLogMel(self.frontend)
         if self.encoder_kind == "conformer":
             return {"features": self._stream_features.init_state(), "encoder": self.model.transcriber.init_state(),
-                    "hyp": None}
+                    "hyp": None, "ctc_tokens": [], "ctc_last": self.blank}
         return {"features": self._stream_features.init_state(), "frames": None, "encoder": None, "hyp": None}
 
     @torch.inference_mode()
     def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
         """Run the encoder on every segment whose look-ahead has arrived (at `final`, pad the rest with silence)."""
         feats = self._stream_features(samples, state["features"], final).to(self.device)
+        if self.encoder_kind == "conformer" and self.warming_up:  # greedy CTC with the CTC head, as `transcribe`
+            transcriber = self.model.transcriber
+            stream = transcriber.stream_hidden if self.ctc_from_encoder else transcriber.stream
+            for token in self.ctc_head(stream(feats, state["encoder"], final)).argmax(-1).tolist():  # merge repeats
+                # (across chunks), drop blanks
+                if token != state["ctc_last"] and token != self.blank:
+                    state["ctc_tokens"].append(token)
+                state["ctc_last"] = token
+            return self.tokenizer.decode(state["ctc_tokens"]), state
         if self.encoder_kind == "conformer":
             enc = self.model.transcriber.stream(feats, state["encoder"], final)
             if len(enc) or state["hyp"] is None:
