@@ -256,8 +256,7 @@ class OnnxCTCModel:
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Greedy CTC, as the eager model's `transcribe`."""
         logits, frames = self.ctc_logits(waveforms, lengths)
-        best = logits.argmax(-1)
-        return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames)]
+        return self.tokenizer.decode_ctc_batch(logits, frames)
 
     def inference(self, waveform) -> str:
         wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(1, -1)

@@ -138,3 +138,17 @@ class CharTokenizer:
         """Raw frame-level argmax ids -> text: merge repeats, then drop blanks (in that order)."""
         collapsed = [i for n, i in enumerate(ids) if i != self.blank_id and (n == 0 or ids[n - 1] != i)]
         return self.decode(collapsed)
+
+    def decode_ctc_batch(self, logits, lengths) -> list[str]:
+        """Greedy CTC over a padded batch: logits (B, frames, vocab) and frame lengths (B,) tensors -> texts."""
+        best = logits.argmax(-1).cpu()
+        return [self.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(lengths.cpu())]
+
+    def extend_ctc(self, ids: Sequence[int], tokens: list[int], last: int) -> int:
+        """Streaming greedy CTC: append to `tokens` what the frame ids `ids` add after a frame whose id was `last`
+        (repeats merge across calls, blanks drop); returns the new last id."""
+        for i in ids:
+            if i != last and i != self.blank_id:
+                tokens.append(i)
+            last = i
+        return last

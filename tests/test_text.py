@@ -103,3 +103,16 @@ def test_a_data_set_normalises_with_its_text_settings(tmp_path):
         raise AssertionError("a wrong script is refused")
     except ConfigError as err:
         assert len(err.problems) == 1 and err.problems[0].startswith("datasets.ljspeech.text.script = 'klingon'")
+
+
+def test_streamed_greedy_ctc_equals_the_whole_sequence_at_any_split():
+    tokenizer = CharTokenizer.from_texts(["ab ba"])
+    a, b, blank = tokenizer.encode("a")[0], tokenizer.encode("b")[0], tokenizer.blank_id
+    ids = [blank, a, a, blank, a, b, b, blank, blank, b]  # a a b b: a repeat split by a blank is two letters
+    whole = tokenizer.decode_ctc(ids)
+    assert whole == "aabb"
+    for split in range(len(ids) + 1):
+        tokens: list[int] = []
+        last = tokenizer.extend_ctc(ids[:split], tokens, blank)
+        tokenizer.extend_ctc(ids[split:], tokens, last)
+        assert tokenizer.decode(tokens) == whole, split

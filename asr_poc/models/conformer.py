@@ -168,8 +168,7 @@ class ConformerCTC(BaseASRModel):
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor, chunk: Optional[int] = None) -> list[str]:
         """Greedy CTC; a streaming-mode model uses full context unless `chunk` (encoder frames) is given."""
         logits, out_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device), chunk)
-        best = logits.argmax(-1).cpu()
-        return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(out_lengths.cpu())]
+        return self.tokenizer.decode_ctc_batch(logits, out_lengths)
 
     # --- streaming ---------------------------------------------------------------------------------------------
     def init_stream_state(self) -> dict[str, Any]:
@@ -190,10 +189,8 @@ class ConformerCTC(BaseASRModel):
             chunk, frames = frames[:, : self.chunk_frames], frames[:, self.chunk_frames :]
             keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
             chunk = self.encoder.stream(chunk, state["encoder"], keep)
-            for token in self.head(chunk)[0].argmax(-1).tolist():  # CTC: merge repeats (across chunks), drop blanks
-                if token != state["last"] and token != self.tokenizer.blank_id:
-                    state["tokens"].append(token)
-                state["last"] = token
+            state["last"] = self.tokenizer.extend_ctc(self.head(chunk)[0].argmax(-1).tolist(), state["tokens"],
+                                                      state["last"])
         state["frames"] = frames
         return self.tokenizer.decode(state["tokens"]), state
 

@@ -23,7 +23,7 @@ learns in minutes"):
 - `ctc_warmup_steps`: the first N training steps train the encoder and the CTC head alone (no predictor, joiner or
   `rnnt_loss`: a conformer-CTC step's cost), then the whole transducer. The steps are counted in the buffer
   `trained_steps`, saved with the weights, so a resumed run continues there. Until the warm-up ends the model
-  transcribes with its CTC head (the joiner has not trained yet).
+  transcribes (and, with the conformer encoder, streams) with its CTC head: the joiner has not trained yet.
 - `ctc_head_input: encoder`: the CTC head reads the encoder's own output, as the conformer-CTC's does, instead of
   the projection to the joiner's width.
 - `joiner_stride: 2`: two encoder frames are stacked into one 80-ms joiner frame (rnnt_conformer.py), so the joint
@@ -239,7 +239,8 @@ class EmformerRNNT(BaseASRModel):
             return enc, enc_lengths, enc, enc_lengths
         feats, feat_lengths = self._pad_features(feats, feat_lengths)
         out, _ = self.model.transcribe(feats, feat_lengths)
-        return out, feat_lengths // self.stride, out, feat_lengths // self.stride
+        out_lengths = feat_lengths // self.stride
+        return out, out_lengths, out, out_lengths
 
     def ctc_head_logits(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The auxiliary CTC head's logits (B, frames, vocab) and frame lengths, full context."""
@@ -313,9 +314,8 @@ class EmformerRNNT(BaseASRModel):
         """Greedy search; during the CTC warm-up, whose joiner has not trained yet, greedy CTC with the CTC head
         (what the warm-up's evaluations should measure, at a CTC decode's cost)."""
         if self.warming_up:
-            logits, frames = self.ctc_head_logits(waveforms.to(self.device), lengths.to(self.device))
-            best = logits.argmax(-1).cpu()
-            return [self.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames.cpu())]
+            return self.tokenizer.decode_ctc_batch(*self.ctc_head_logits(waveforms.to(self.device),
+                                                                         lengths.to(self.device)))
         enc, enc_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device))
         return [self.tokenizer.decode(self.greedy(enc[i, : int(n)]).tokens) for i, n in enumerate(enc_lengths)]
 
@@ -335,11 +335,8 @@ class EmformerRNNT(BaseASRModel):
         if self.encoder_kind == "conformer" and self.warming_up:  # greedy CTC with the CTC head, as `transcribe`
             transcriber = self.model.transcriber
             stream = transcriber.stream_hidden if self.ctc_from_encoder else transcriber.stream
-            for token in self.ctc_head(stream(feats, state["encoder"], final)).argmax(-1).tolist():  # merge repeats
-                # (across chunks), drop blanks
-                if token != state["ctc_last"] and token != self.blank:
-                    state["ctc_tokens"].append(token)
-                state["ctc_last"] = token
+            ids = self.ctc_head(stream(feats, state["encoder"], final)).argmax(-1).tolist()
+            state["ctc_last"] = self.tokenizer.extend_ctc(ids, state["ctc_tokens"], state["ctc_last"])
             return self.tokenizer.decode(state["ctc_tokens"]), state
         if self.encoder_kind == "conformer":
             enc = self.model.transcriber.stream(feats, state["encoder"], final)
