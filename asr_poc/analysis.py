@@ -8,6 +8,8 @@ Nothing here imports torch: the dashboard reads these files in a light page kern
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import time
@@ -103,11 +105,33 @@ def build_details(summary: dict, ids: Sequence[str], references: Sequence[str], 
 
 
 def write_details(path: str | os.PathLike, lines: Iterable[dict]) -> Path:
-    """Write the lines as JSON lines, atomically (a reader never sees half a file)."""
+    """Write the lines as JSON lines and the utterances as CSV beside them (`csv_path`), each atomically (a reader
+    never sees half a file); returns the JSON lines' path."""
     path = Path(path)
+    lines = list(lines)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    atomic_write_text(csv_path(path), details_csv([line for line in lines if line.get("type") == "utterance"]))
     return path
+
+
+CSV_COLUMNS = ("id", "wer", "cer", "reference", "hypothesis", "hits", "substitutions", "insertions", "deletions",
+               "duration", "audio")
+
+
+def csv_path(details: str | os.PathLike) -> Path:
+    """The CSV beside a details file: `<name>.csv` for `<name>.jsonl`."""
+    return Path(details).with_suffix(".csv")
+
+
+def details_csv(utterances: Sequence[dict]) -> str:
+    """Utterances of a details file as CSV (one row each, worst first by CER; spreadsheet-ready)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    ranked = sorted(utterances, key=lambda u: -1.0 if u.get("cer") is None else u["cer"], reverse=True)
+    writer.writerows({key: "" if u.get(key) is None else u[key] for key in CSV_COLUMNS} for u in ranked)
+    return buffer.getvalue()
 
 
 def read_details(path: str | os.PathLike) -> Details:

@@ -8,7 +8,7 @@ import time
 from typing import Callable, Optional
 
 from . import __version__
-from .analysis import build_details, details_path, write_details
+from .analysis import build_details, csv_path, details_path, write_details
 from .bench.report import markdown
 from .config import ConfigError, dataset_section, load_config
 from .decoding.lm import build_english_lm, build_lm, dataset_texts, parse_hotwords, text_file_sentences
@@ -223,7 +223,7 @@ def cmd_eval(args) -> int:
         print(f"WER {summary['wer']:.3f}  CER {summary['cer']:.3f}  RTF {summary['rtf']:.4f} "
               f"(RTFx {summary['rtfx']:.0f})")
         if args.details:
-            print(f"details: {summary['details']}")
+            print(f"details: {summary['details']} (and as CSV: {csv_path(summary['details'])})")
     return 0
 
 
@@ -313,6 +313,7 @@ def cmd_bench(args) -> int:
         systems=args.systems, config_path=args.config, overrides=args.overrides, dataset=args.dataset,
         split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
         repeats=args.repeats, baseline=not args.no_baseline, streaming=not args.no_streaming,
+        references=[] if args.no_references else (args.reference or BenchOptions().references),
         training=not args.no_training, train_steps=args.train_steps, cuda=not args.no_cuda, root=args.root,
         lm_path=args.lm, export=args.export,
         out=None if args.no_write else args.out, name=args.name, progress=not args.json)
@@ -438,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print the figures as JSON (no progress output)")
     p.add_argument("--details", action="store_true", help="also write each utterance's reference, hypothesis, WER, "
-                   "CER and word alignment to details/<checkpoint>-<dataset>-<split>.jsonl beside the checkpoint "
+                   "CER and word alignment to details/<checkpoint>-<dataset>-<split>.jsonl (and .csv) beside the checkpoint "
                    "(the dashboard's Runs tab shows them)")
     _add_config_args(p)
     p.set_defaults(func=cmd_eval)
@@ -455,7 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="batch for the throughput figure (1: skip it)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per call; the median counts")
     p.add_argument("--train-steps", type=int, default=20, help="training steps timed after 3 warm-up steps")
-    p.add_argument("--no-baseline", action="store_true", help="skip PocketSphinx")
+    p.add_argument("--no-baseline", action="store_true", help="skip PocketSphinx and the other references")
+    p.add_argument("--reference", action="append", default=None, metavar="NAME",
+                   help="a reference recogniser beside the baseline, repeatable (default: whisper-tiny.en)")
+    p.add_argument("--no-references", action="store_true", help="only PocketSphinx, not Whisper tiny.en")
     p.add_argument("--no-streaming", action="store_true", help="skip the streaming latency")
     p.add_argument("--no-training", action="store_true", help="skip the training throughput")
     p.add_argument("--no-cuda", action="store_true", help="skip the CUDA figures even when a GPU is there")

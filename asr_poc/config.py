@@ -65,18 +65,47 @@ class TrainingConfig(StrictModel):
     init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)
 
 
-class DecodingConfig(StrictModel):
-    """`decoding`: how transcripts are read from a CTC model's output (asr_poc/decoding/)."""
+class DecodingOptions(StrictModel):
+    """`decoding`: how transcripts are read from a CTC model's output (asr_poc/decoding/). The one description of
+    the decoding choices: the config validates it, the beam decoder reads it, the CLI and the Test tab build it."""
 
     method: Literal["greedy", "beam"] = "greedy"
     beam_size: int = Field(32, ge=1, le=10_000)
-    beam_threshold: float = Field(25.0, gt=0)
+    beam_threshold: float = Field(25.0, gt=0)  # hypotheses this far below the best are pruned
     lm_path: Optional[str] = None  # a folder written by `asr-poc lm build`
-    lm_weight: float = Field(0.5, ge=0, le=100)
-    word_score: float = Field(0.0, ge=-100, le=100)
+    lm_weight: float = Field(0.5, ge=0, le=100)  # LM log10 score x this, added to the acoustic log-probability
+    word_score: float = Field(0.0, ge=-100, le=100)  # added per word (positive: longer outputs)
     lexicon: bool = True  # only words of the LM folder's lexicon (false: any character string)
     hotwords: list[str] = []  # "word" or "word:weight", boosted in the lexicon decoder
-    hotword_weight: float = Field(5.0, ge=0, le=100)
+    hotword_weight: float = Field(5.0, ge=0, le=100)  # default boost (log10 units, x lm_weight)
+
+    @classmethod
+    def from_dict(cls, section: Optional[dict]) -> "DecodingOptions":
+        """Validated options from a `decoding` section (keys of other versions are ignored); None: greedy."""
+        if isinstance(section, DecodingOptions):
+            return section
+        return cls.model_validate({k: v for k, v in (section or {}).items() if k in cls.model_fields})
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+    def describe(self) -> str:
+        """Short label, e.g. `greedy` or `beam 32 + lexicon + LM x0.5`."""
+        if self.method == "greedy":
+            return "greedy"
+        parts = [f"beam {self.beam_size}", "lexicon" if self.lexicon else "lexicon-free"]
+        if self.lm_path:
+            parts.append(f"LM x{self.lm_weight:g}")
+        if self.word_score:
+            parts.append(f"word score {self.word_score:g}")
+        return " + ".join(parts)
+
+    def label(self) -> str:
+        """`describe()` and the LM folder, for reports: `beam 32 + lexicon + LM x0.5 (lm/english)`."""
+        return self.describe() + (f" ({self.lm_path})" if self.method == "beam" and self.lm_path else "")
+
+
+DecodingConfig = DecodingOptions  # the section's schema under the name the other sections use
 
 
 class TopLevelConfig(StrictModel):

@@ -1,7 +1,8 @@
 """Transcriber: load a checkpoint, transcribe files, byte strings or arrays, stream PCM, and report speed.
 
 Decoding: greedy unless `decoding` (the config's `decoding` section) asks for beam search with an n-gram LM
-(`asr_poc.decoding`); it applies to whole inputs, streams stay greedy. An `.onnx` file from `asr-poc export` loads
+(`asr_poc.decoding`). It applies to whole inputs and to a stream's final text; a stream's partial texts stay greedy
+(cheap, and shown only until the final one), so a recording and the same audio as a file end in the same text. An `.onnx` file from `asr-poc export` loads
 like a checkpoint and runs in onnxruntime.
 
 Streaming: `Transcriber.open_stream()` returns a `StreamSession`; `push(pcm)` takes a chunk of any length (float32
@@ -180,7 +181,9 @@ class StreamSession:
             raise ValueError(f"model {self.model.name!r} does not stream; use incremental=None or False")
         self.streaming = can_stream if incremental is None else bool(incremental)
         self.state = self.model.init_stream_state() if self.streaming else None
-        self.buffered: list[torch.Tensor] = []  # non-streaming fallback: everything received
+        self.decoder = transcriber.decoder
+        self.final_decode = getattr(self.decoder.options, "method", "greedy") != "greedy"
+        self.buffered: list[torch.Tensor] = []  # everything received (the fallback re-decodes it; beam decodes it last)
         self.samples = 0  # samples received, at the model's rate
         self.decoded_samples = 0
         self.text = ""
@@ -217,20 +220,36 @@ class StreamSession:
         """Feed new samples to the model; returns the compute time (seconds)."""
         self.samples += wav.numel()
         start = time.perf_counter()
+        if not self.streaming or self.final_decode:  # a streaming model decoded greedily needs no copy
+            self.buffered.append(wav)
         if self.streaming:
             self.text, self.state = self.model.stream_step(wav.to(self.model.device), self.state, final=final)
-            return time.perf_counter() - start
-        self.buffered.append(wav)
-        if self.max_seconds is not None and self.audio_seconds > self.max_seconds:
+        elif self.max_seconds is not None and self.audio_seconds > self.max_seconds:
             raise AudioError(f"stream is {self.audio_seconds:.1f} s long; the limit for a non-streaming model is "
                              f"{self.max_seconds:g} s")
-        if final or self.samples - self.decoded_samples >= REDECODE_SECONDS * self.rate:
+        if final and self.final_decode:
+            self.text = self._decode_all()
+        elif not self.streaming and (final or self.samples - self.decoded_samples >= REDECODE_SECONDS * self.rate):
             audio = torch.cat(self.buffered)
             self.buffered = [audio]
             if audio.numel() > self.model.features.n_fft // 2:  # the frontend needs half a window at least
                 self.text = self.model.inference(audio)
             self.decoded_samples = self.samples
         return time.perf_counter() - start
+
+    def _decode_all(self) -> str:
+        """The whole stream through the transcriber's decoder (beam search, LM): the final text, as for a file."""
+        audio = torch.cat(self.buffered) if self.buffered else torch.zeros(0)
+        self.buffered = [audio]
+        if audio.numel() <= self.model.features.n_fft // 2:
+            return self.text
+        wav = audio[None].to(self.model.device)
+        return self.decoder.transcribe(self.model, wav, torch.tensor([wav.shape[1]], device=self.model.device))[0]
+
+    @property
+    def audio(self) -> np.ndarray:
+        """The samples received so far at the model's rate (kept when the final text is decoded from them)."""
+        return torch.cat(self.buffered).numpy() if self.buffered else np.zeros(0, dtype=np.float32)
 
     def push(self, pcm, source_rate: Optional[int] = None) -> StreamResult:
         """Add a chunk of any length; returns the text so far (updated when a chunk of the model completed)."""

@@ -1,13 +1,14 @@
 """Error analysis: per-utterance details files, worst-first ordering, confusion counts, two evaluations compared."""
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import jiwer
 import pytest
 
-from asr_poc.analysis import (Confusion, Details, DetailsError, build_details, compare, confusions, details_path,
+from asr_poc.analysis import (Confusion, Details, DetailsError, build_details, compare, confusions, csv_path, details_path,
                               list_details, read_details, totals, utterance_details, word_alignment, worst,
                               write_details)
 
@@ -43,7 +44,12 @@ def test_details_file_is_a_summary_line_then_one_line_per_utterance(tmp_path: Pa
                           ["u1", "u2"], [REF, "hello world"], [HYP, "hello world"], audio={"u1": "/a/u1.wav"},
                           durations={"u1": 1.5, "u2": 0.7})
     write_details(path, lines)
-    assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file is left behind"
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, csv_path(path).name]), \
+        "the CSV beside it, and no temporary file left behind"
+    table = list(csv.DictReader(csv_path(path).open()))
+    assert [r["id"] for r in table] == ["u1", "u2"] and table[0]["reference"] == REF  # worst first
+    assert float(table[0]["cer"]) > 0 and table[1]["wer"] == "0.0" and table[1]["audio"] == ""
+    assert int(table[0]["deletions"]) >= 1 and table[0]["duration"] == "1.5"
     raw = [json.loads(line) for line in path.read_text().splitlines()]
     assert raw[0]["type"] == "summary" and raw[0]["utterances"] == 2 and raw[0]["dataset"] == "real-check"
     assert [r["id"] for r in raw[1:]] == ["u1", "u2"] and raw[2]["wer"] == 0.0 and raw[2]["audio"] is None

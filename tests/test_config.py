@@ -24,7 +24,7 @@ def test_default_config_loads_and_fills_size_preset(data_dir):
     conformer = cfg["models"]["conformer"]
     assert conformer["encoder_dim"] == 144 and conformer["num_layers"] == 4
     assert cfg["training"]["batch_size"] == 16
-    assert cfg["available_models"] == ["conformer", "rnn-t", "hf-ctc", "whisper-ctc"]
+    assert cfg["available_models"] == ["conformer", "rnn-t", "hf-ctc", "whisper-ctc", "whisper"]
 
 
 def test_overrides_merge_and_size_preset_changes_dims(data_dir):
@@ -61,8 +61,8 @@ def test_each_bad_value_names_key_value_and_rule(data_dir, override, expected):
 
 
 def test_model_not_in_available_list(data_dir):
-    (problem,) = errors(["model=whisper"])
-    assert problem == "model = 'whisper': not in available_models (conformer, rnn-t, hf-ctc, whisper-ctc)"
+    (problem,) = errors(["model=wav2letter"])
+    assert problem == "model = 'wav2letter': not in available_models (conformer, rnn-t, hf-ctc, whisper-ctc, whisper)"
 
 
 def test_dataset_not_in_available_list(data_dir):

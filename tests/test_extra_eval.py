@@ -143,6 +143,11 @@ def test_eval_and_bench_score_a_checkpoint_and_pocketsphinx_on_real_check(scored
     assert bench["corpus"]["dataset"] == "real-check" and bench["corpus"]["utterances"] == 12
     assert [t["id"] for t in system["transcripts"]] == [t["id"] for t in base["transcripts"]]  # the same files
     assert base["available"] and base["cer"] < 0.5  # PocketSphinx understands real people (CER ~0.2)
+    (whisper,) = bench["references"]  # Whisper tiny.en on the same files, beside PocketSphinx
+    assert whisper["name"] == "whisper-tiny.en" and whisper["available"] and whisper["kind"] == "reference"
+    assert [t["id"] for t in whisper["transcripts"]] == [t["id"] for t in base["transcripts"]]
+    assert whisper["cer"] < base["cer"] and whisper["ratios"]["cer"] < 1  # the bar: better than PocketSphinx
+    assert whisper["speed"]["batch1"]["threads=1"]["call_ms_p95"] > 0  # end-of-speech latency
 
     on_real = accuracy_speed_points(scored_run.root, results_dir=out, dataset="real-check")
     assert {p["kind"] for p in on_real} == {"run", "baseline"}

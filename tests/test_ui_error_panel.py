@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import base64
 from pathlib import Path
 
 from asr_poc.analysis import build_details, details_path, write_details
@@ -46,6 +47,10 @@ def test_panel_lists_worst_first_with_diffs_plays_audio_and_compares_two_runs(sm
     assert table.index("u1") < table.index("u3") < table.index("u2"), "worst CER first"
     assert "title='reference: the'>a</span>" in table and ">big</span>" in table and ">today</span>" in table
     assert "3 utterances" in panel.summary.value
+    link = panel.download.value  # the evaluation as CSV, downloadable from the page
+    assert "download='best-synthetic-test.csv'" in link and "3 utterances as CSV" in link
+    csv_text = base64.b64decode(link.split("base64,")[1].split("'")[0]).decode()
+    assert csv_text.splitlines()[0].startswith("id,wer,cer,reference,hypothesis") and len(csv_text.splitlines()) == 4
     assert "cat" in panel.words.value and "bat" in panel.words.value
     assert [v for _, v in panel.pick.options] == ["", "u1", "u3", "u2"]
     assert panel.player.children == (), "no empty player on the page (the browser would fetch an empty clip)"

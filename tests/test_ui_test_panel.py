@@ -28,6 +28,7 @@ def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Ru
 @pytest.fixture
 def panel(tiny_run: Run):
     p = TestPanel(root=tiny_run.root)
+    p.whisper_reference.value = False  # Whisper tiny.en is exercised by the comparison test alone
     yield p
     p.close()
 
@@ -117,8 +118,18 @@ class FakeResult:
 class FakeSession:
     """Stands for `Transcriber.open_stream()`: records what it was given and says how much it heard."""
 
+    rate = 16000
+
     def __init__(self):
         self.pushed: list[np.ndarray] = []
+
+    @property
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.pushed).astype(np.float32) / 32768
+
+    @property
+    def audio_seconds(self) -> float:
+        return sum(len(p) for p in self.pushed) / self.rate
 
     def push(self, pcm: np.ndarray) -> FakeResult:
         self.pushed.append(pcm)
@@ -131,7 +142,7 @@ class FakeSession:
 
 
 def test_a_streaming_model_shows_partial_text_while_recording(panel: TestPanel, monkeypatch):
-    transcriber = panel.transcriber()
+    transcriber = panel.session().transcriber
     session = FakeSession()
     monkeypatch.setattr(transcriber, "open_stream", lambda source_rate=None: session, raising=False)
     audio = (speech_like(1.0) * 32767).astype(np.int16)
@@ -172,30 +183,33 @@ def spoken(text: str, tmp_path: Path) -> bytes:
     return (tmp_path / "spoken.wav").read_bytes()
 
 
-def test_the_same_clip_goes_through_a_second_checkpoint_and_pocketsphinx(panel: TestPanel, tiny_run: Run,
-                                                                          small_corpus: Path, tmp_path: Path):
+def test_the_same_clip_goes_through_a_second_checkpoint_and_the_references(panel: TestPanel, tiny_run: Run,
+                                                                            small_corpus: Path, tmp_path: Path):
     from asr_poc.audio import load_audio
-    from asr_poc.bench.baseline import PocketSphinx
+    from asr_poc.references import PocketSphinx, WhisperTiny
 
     other = Run.create(tiny_config(small_corpus, tiny_run.root, "training.max_steps=1", "training.seed=7"))
     assert train(other)["state"] == "finished"
     panel.refresh()
     panel.compare_with.value = str(other.last_checkpoint)
+    panel.whisper_reference.value = True
     data = spoken("go forward ten meters", tmp_path)
     upload(panel, "go.wav", data)
     rows = panel.last_comparison
     assert [r["name"] for r in rows] == [Path(panel.checkpoint.value).parent.name + " / last.pt",
-                                         f"{other.id} / last.pt", "PocketSphinx (reference)"]
+                                         f"{other.id} / last.pt", "PocketSphinx (reference)",
+                                         "Whisper tiny.en (reference)"]
     assert rows[0]["text"] == panel.last_result["text"]
     samples = load_audio(data, 16000)
-    assert rows[1]["text"] == panel.transcriber(str(other.last_checkpoint)).transcribe(samples).text
+    assert rows[1]["text"] == panel.session(str(other.last_checkpoint)).transcribe(samples).text
     assert rows[2]["text"] == PocketSphinx().transcribe(samples) and rows[2]["text"]
+    assert rows[3]["text"] == WhisperTiny().transcribe(samples) == "go forward ten meters"  # it hears espeak-ng too
     for row in rows:
         assert row["error"] is None and row["compute_seconds"] > 0 and 0 < row["rtf"] < 10
         assert abs(row["audio_seconds"] - len(samples) / 16000) < 0.01
     assert "asr-side-by-side" in panel.comparison.value and "PocketSphinx" in panel.comparison.value
 
-    panel.compare_with.value, panel.reference.value = None, False
+    panel.compare_with.value, panel.reference.value, panel.whisper_reference.value = None, False, False
     upload(panel, "go.wav", data)
     assert panel.last_comparison == [] and panel.comparison.value == ""
 

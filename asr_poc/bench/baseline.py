@@ -1,6 +1,6 @@
-"""The baseline every figure is compared with: PocketSphinx 5.1.1 from PyPI, measured on the same files in the
-same run. Its wheel carries an en-US acoustic model, a trigram language model and a dictionary, so it runs
-offline. It decodes on one thread (its C decoder has no threading), 16 kHz 16-bit PCM in.
+"""The baseline every figure is compared with, PocketSphinx 5.1.1, and the other reference recognisers
+(`asr_poc.references`: Whisper tiny.en), each measured on the same files in the same run, one thread, one call a
+file. PocketSphinx's C decoder has no threads; Whisper runs with torch on one thread.
 """
 from __future__ import annotations
 
@@ -10,58 +10,39 @@ from typing import Optional
 import numpy as np
 
 from ..evaluation import real_time_factor
-from ..text import normalize_text
+from ..references import PocketSphinx, reference, unavailable
 
-NAME = "pocketsphinx"
+NAME = PocketSphinx.name
 SAMPLE_RATE = 16000
 
 
-def available() -> Optional[str]:
-    """None when PocketSphinx can be imported, else why not."""
-    try:
-        import pocketsphinx  # noqa: F401
-    except Exception as err:  # not installed, or a broken wheel
-        return f"pocketsphinx is not importable ({err.__class__.__name__}: {err}); pip install pocketsphinx==5.1.1"
-    return None
+def available(name: str = NAME) -> Optional[str]:
+    """None when reference `name` can run here, else why not."""
+    return unavailable(name)
 
 
-class PocketSphinx:
-    """A PocketSphinx decoder with its packaged en-US model; `transcribe` takes float32 samples at 16 kHz."""
-
-    def __init__(self) -> None:
-        from pocketsphinx import Decoder
-
-        start = time.perf_counter()
-        self.decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
-        self.load_seconds = time.perf_counter() - start
-
-    @staticmethod
-    def version() -> str:
-        from importlib.metadata import version
-
-        return version("pocketsphinx")
-
-    def transcribe(self, waveform: np.ndarray) -> str:
-        pcm = (np.clip(waveform, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        return normalize_text(hyp.hypstr) if hyp is not None else ""
-
-
-def measure_baseline(waveforms: list[np.ndarray], rate: int = SAMPLE_RATE, progress: bool = False
-                     ) -> tuple[dict, list[str]]:
-    """Transcribe each 16 kHz waveform once; return speed figures and the transcripts (in input order)."""
+def measure_baseline(waveforms: list[np.ndarray], rate: int = SAMPLE_RATE, progress: bool = False,
+                     name: str = NAME) -> tuple[dict, list[str]]:
+    """Transcribe each 16 kHz waveform once with reference `name` on one thread; return speed figures (the p50/p95
+    of a call is the latency from the end of speech to the text) and the transcripts (in input order)."""
     if rate != SAMPLE_RATE:
-        raise ValueError(f"PocketSphinx's model wants {SAMPLE_RATE} Hz audio, got {rate} Hz")
-    recognizer = PocketSphinx()
-    recognizer.transcribe(waveforms[0][:rate])  # warm-up, not counted
+        raise ValueError(f"the references take {SAMPLE_RATE} Hz audio, got {rate} Hz")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _measure(reference(name), waveforms, rate, progress, name)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(recognizer, waveforms: list[np.ndarray], rate: int, progress: bool, name: str) -> tuple[dict, list[str]]:
     items = waveforms
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(waveforms, desc="baseline: pocketsphinx", unit="file", leave=False)
+        items = tqdm(waveforms, desc=f"reference: {name}", unit="file", leave=False)
     times, cpu, texts, audio = [], 0.0, [], 0.0
     for wav in items:
         start, cpu_start = time.perf_counter(), time.thread_time()

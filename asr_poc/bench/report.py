@@ -56,7 +56,7 @@ def add_ratios(result: dict) -> None:
     base = headline(result.get("baseline") or {})
     base_rtfx, base_wer, base_cer = base["rtfx_1_thread"], base["wer"], base["cer"]
     denominators = {"wer": base_wer, "cer": base_cer, "rtfx_thread_cpu": base["rtfx_thread_cpu"]}
-    for entry in result.get("systems", []):
+    for entry in [*result.get("references", []), *result.get("systems", [])]:
         mine = headline(entry)
         entry["ratios"] = {key: _ratio(mine[key], denominators.get(key, base_rtfx)) for key in RATIO_KEYS}
 
@@ -109,6 +109,14 @@ def markdown(result: dict) -> str:
                            _num(h["rtfx_1_thread"]), _num(h["rtfx_thread_cpu"]), "-", "-", "-"]))
     else:
         lines.append(_row([f"{base.get('name', 'baseline')} (baseline)", base.get("reason", "n/a"), *["-"] * 7]))
+    for ref in result.get("references", []):
+        if not ref.get("available"):
+            lines.append(_row([f"{ref['name']} (reference)", ref.get("reason", "n/a"), *["-"] * 7]))
+            continue
+        h, r = headline(ref), ref.get("ratios", {})
+        lines.append(_row([f"{ref['name']} {ref.get('version', '')} (reference)", "-", _cell(h["wer"], r.get("wer")),
+                           _cell(h["cer"], r.get("cer")), _cell(h["rtfx_1_thread"], r.get("rtfx_1_thread")),
+                           _cell(h["rtfx_thread_cpu"], r.get("rtfx_thread_cpu")), "-", "-", "-"]))
     for s in result["systems"]:
         h, r = headline(s), s.get("ratios", {})
         lines.append(_row([s["name"], f"{s['parameters'] / 1e6:.2f}M", _cell(h["wer"], r.get("wer")),

@@ -34,6 +34,7 @@ class BenchOptions:
     batch_size: int = 16
     repeats: int = 3
     baseline: bool = True
+    references: list[str] = field(default_factory=lambda: ["whisper-tiny.en"])  # beside the baseline (asr_poc.references)
     streaming: bool = True
     stream_files: Optional[int] = 20
     training: bool = True
@@ -68,7 +69,9 @@ def run_bench(options: BenchOptions) -> dict:
     result["corpus"] = corpus.describe()
     _say(options, f"{len(corpus)} files, {corpus.audio_seconds:.0f} s of audio from {corpus.dataset}/{corpus.split}")
 
-    result["baseline"] = _bench_baseline(corpus, options)
+    result["baseline"] = _bench_reference(baseline.NAME, corpus, options, options.baseline, "--no-baseline")
+    result["references"] = [_bench_reference(name, corpus, options, options.baseline, "--no-baseline")
+                            for name in options.references]
     result["systems"] = []
     for spec in specs:
         result["systems"].append(_bench_system(spec, corpus, threads, options))
@@ -79,17 +82,20 @@ def run_bench(options: BenchOptions) -> dict:
     return result
 
 
-def _bench_baseline(corpus: BenchCorpus, options: BenchOptions) -> dict:
-    entry: dict = {"name": baseline.NAME, "kind": "baseline"}
-    if not options.baseline:
-        return {**entry, "available": False, "reason": "skipped (--no-baseline)"}
-    reason = baseline.available()
+def _bench_reference(name: str, corpus: BenchCorpus, options: BenchOptions, enabled: bool, flag: str) -> dict:
+    """A reference recogniser (PocketSphinx, the baseline; Whisper tiny.en) on the same files, one thread."""
+    entry: dict = {"name": name, "kind": "baseline" if name == baseline.NAME else "reference"}
+    if not enabled:
+        return {**entry, "available": False, "reason": f"skipped ({flag})"}
+    reason = baseline.available(name)
     if reason:
         return {**entry, "available": False, "reason": reason}
-    _say(options, "baseline: PocketSphinx (one thread)")
+    _say(options, f"reference: {name} (one thread)")
     figures, texts = baseline.measure_baseline(corpus.at_rate(baseline.SAMPLE_RATE), baseline.SAMPLE_RATE,
-                                               progress=options.progress)
-    entry.update(available=True, version=baseline.PocketSphinx.version(), parameters=None,
+                                               progress=options.progress, name=name)
+    from ..references import REFERENCES
+
+    entry.update(available=True, version=REFERENCES[name].version(), parameters=None,
                  speed={"batch1": {"threads=1": figures}}, **_accuracy(corpus, texts))
     return entry
 

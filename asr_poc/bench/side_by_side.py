@@ -1,4 +1,5 @@
-"""One clip, several recognisers: the chosen checkpoint, a second one (A/B) and PocketSphinx as the reference.
+"""One clip, several recognisers: the chosen checkpoint, a second one (A/B) and the reference recognisers
+(PocketSphinx, Whisper tiny.en).
 
 Each system transcribes the same 16 kHz samples; each call is timed the same way (wall clock around the call),
 so the real-time factors compare like with like. A system that fails gives its one-line error in its row and
@@ -6,6 +7,7 @@ the others still run. Used by the dashboard's Test tab.
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Optional
@@ -13,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..evaluation import real_time_factor
-from . import baseline
+from ..references import REFERENCES, Recogniser, reference, unavailable
 
 SAMPLE_RATE = 16000
 Recognise = Callable[[np.ndarray], str]  # 16 kHz float32 samples -> text
@@ -53,23 +55,24 @@ def run_side_by_side(samples: np.ndarray, systems: list[tuple[str, Recognise]]) 
 
 
 class Reference:
-    """PocketSphinx, created on first use and kept (its model takes a moment to load)."""
+    """A reference recogniser (`asr_poc.references`), created on first use and kept (its model takes a moment to
+    load); called with 16 kHz samples, it returns the text."""
 
-    name = "PocketSphinx (reference)"
+    def __init__(self, name: str = "pocketsphinx") -> None:
+        self.name = name
+        self.label = REFERENCES[name].label if name in REFERENCES else name
+        self._recognizer: Optional[Recogniser] = None
+        self._lock = threading.Lock()
 
-    def __init__(self) -> None:
-        self._recognizer: Optional[baseline.PocketSphinx] = None
-
-    @staticmethod
-    def unavailable() -> Optional[str]:
-        """None when PocketSphinx can run here, else why not."""
-        return baseline.available()
+    def unavailable(self) -> Optional[str]:
+        """None when this reference can run here, else why not."""
+        return unavailable(self.name)
 
     def __call__(self, samples: np.ndarray) -> str:
-        if self._recognizer is None:
-            self._recognizer = baseline.PocketSphinx()
-            self._recognizer.transcribe(np.zeros(SAMPLE_RATE // 2, dtype=np.float32))  # warm-up, not timed
-        return self._recognizer.transcribe(samples)
+        with self._lock:  # one model, one caller at a time
+            if self._recognizer is None:
+                self._recognizer = reference(self.name)  # warmed up, not timed
+            return self._recognizer.transcribe(samples)
 
 
 def model_recogniser(transcriber) -> Recognise:

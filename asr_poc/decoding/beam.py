@@ -2,6 +2,7 @@
 
 Two decoders with one method, `transcribe(model, waveforms, lengths) -> list[str]`:
 
+- `DecodingOptions` (`asr_poc.config`): the one pydantic model of the choices.
 - `GreedyDecoder`: the model's own `transcribe` (one argmax pass; the default).
 - `BeamSearchDecoder`: `torchaudio.models.decoder.ctc_decoder` over the model's CTC log-probabilities.
   With a lexicon (`decoding.lexicon: true`, the default) it only outputs words of the lexicon and scores them
@@ -15,53 +16,15 @@ Streaming partials stay greedy (a chunk's text is final when shown); `Transcribe
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from ..config import DecodingOptions
 from ..text import BLANK, UNK, WORD_DELIMITER, CharTokenizer
 from .emissions import ctc_log_probs
-from .lm import DEFAULT_HOTWORD_WEIGHT, LMError, LMFiles, parse_hotwords
-
-
-@dataclass
-class DecodingOptions:
-    """The `decoding` section of the config (see configs/default.yaml)."""
-
-    method: str = "greedy"  # greedy | beam
-    beam_size: int = 32
-    beam_threshold: float = 25.0
-    lm_path: Optional[str] = None  # a folder written by `asr-poc lm build`
-    lm_weight: float = 0.5
-    word_score: float = 0.0
-    lexicon: bool = True
-    hotwords: list[str] = field(default_factory=list)  # "word" or "word:weight"
-    hotword_weight: float = DEFAULT_HOTWORD_WEIGHT
-
-    @classmethod
-    def from_dict(cls, section: Optional[dict]) -> "DecodingOptions":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (section or {}).items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def describe(self) -> str:
-        """Short label, e.g. `greedy` or `beam 32 + lexicon + LM x0.5`."""
-        if self.method == "greedy":
-            return "greedy"
-        parts = [f"beam {self.beam_size}", "lexicon" if self.lexicon else "lexicon-free"]
-        if self.lm_path:
-            parts.append(f"LM x{self.lm_weight:g}")
-        if self.word_score:
-            parts.append(f"word score {self.word_score:g}")
-        return " + ".join(parts)
-
-    def label(self) -> str:
-        """`describe()` and the LM folder, for reports: `beam 32 + lexicon + LM x0.5 (lm/english)`."""
-        return self.describe() + (f" ({self.lm_path})" if self.method == "beam" and self.lm_path else "")
+from .lm import LMError, LMFiles, parse_hotwords
 
 
 class GreedyDecoder:

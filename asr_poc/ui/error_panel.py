@@ -5,6 +5,7 @@ It reads the details files `asr-poc eval RUN --details` writes (`asr_poc.analysi
 """
 from __future__ import annotations
 
+import base64
 import html
 import os
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Optional, Sequence
 
 import ipywidgets as w
 
-from ..analysis import Confusion, Details, DetailsError, compare, confusions, list_details, read_details, totals, worst
+from ..analysis import (Confusion, Details, DetailsError, compare, confusions, csv_path, details_csv, list_details,
+                        read_details, totals, worst)
 from ..runs import list_runs
 from .file_player import FilePlayer
 
@@ -89,6 +91,16 @@ def confusions_html(title: str, items: Sequence[Confusion]) -> str:
             f"</th><th {CELL}>recognised as</th><th {CELL}>times</th><th {CELL}>kind</th></tr>{rows}</table>")
 
 
+def csv_link(details: Details) -> str:
+    """A link that downloads the evaluation's utterances as CSV (the file `eval --details` wrote beside it, or the
+    same table made from the details when it predates the CSV)."""
+    path = csv_path(details.path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else details_csv(details.utterances)
+    data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return (f"<a download='{html.escape(path.name)}' href='data:text/csv;base64,{data}'>download these "
+            f"{len(details.utterances)} utterances as CSV</a> <span style='color:#666'>({html.escape(str(path))})</span>")
+
+
 def details_choices(root: os.PathLike) -> list[tuple[str, str]]:
     """(label, path) of every details file under the runs folder, newest run first."""
     choices = []
@@ -114,6 +126,8 @@ class ErrorPanel(w.VBox):
                                       layout=w.Layout(width="150px"))
         self.message = w.HTML(NO_DETAILS)
         self.summary = w.HTML("")
+        self.download = w.HTML("")  # the shown evaluation as CSV, for a spreadsheet
+        self.download.add_class("asr-error-panel-csv")
         self.table = w.HTML("", layout=w.Layout(max_height="420px", overflow="auto"))
         self.table.add_class("asr-error-panel-table")
         self.pick = w.Dropdown(description="play", layout=w.Layout(width="480px"))
@@ -128,7 +142,7 @@ class ErrorPanel(w.VBox):
         confusion_boxes = w.GridBox([self.words, self.chars], layout=w.Layout(
             grid_template_columns="repeat(auto-fit, minmax(280px, 1fr))", grid_gap="12px", width="100%"))
         super().__init__([w.HTML("<h4 style='margin:8px 0 4px 0'>Errors of a run</h4>"),
-                          w.HBox([self.source, self.sort, self.shown]), self.other, self.message, self.summary,
+                          w.HBox([self.source, self.sort, self.shown]), self.other, self.message, self.summary, self.download,
                           w.HTML(LEGEND), self.table, w.HBox([self.pick, self.player]), confusion_boxes],
                           layout=w.Layout(width="100%"))
         self.add_class("asr-error-panel")
@@ -177,7 +191,7 @@ class ErrorPanel(w.VBox):
         """Draw the worst utterances of the chosen evaluation (beside the second one, when chosen)."""
         self._drawn = self._state()
         if not self.source.value:
-            self.message.value, self.summary.value, self.table.value = NO_DETAILS, "", ""
+            self.message.value, self.summary.value, self.table.value, self.download.value = NO_DETAILS, "", "", ""
             self.words.value = self.chars.value = ""
             self.pick.options = []
             return
@@ -198,6 +212,7 @@ class ErrorPanel(w.VBox):
             return
         self.message.value = ""
         self.summary.value = self._summary_html(a, b, shared)
+        self.download.value = csv_link(a)
         self.table.value = utterances_html(rows, names)
         self.words.value = confusions_html("most frequent word confusions", self.confusions(self.source.value, "word"))
         self.chars.value = confusions_html("most frequent character confusions", self.confusions(self.source.value, "char"))

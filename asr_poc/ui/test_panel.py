@@ -1,10 +1,12 @@
 """Test panel: pick a checkpoint from under `checkpoints/`, upload audio or speak into the microphone, read the
 transcript with its duration, processing time and real-time factor, and play the audio back.
 
-Transcription runs on one worker thread, so the widgets stay responsive and a model is never used by two calls
-at once. Microphone chunks are pushed to `Transcriber.open_stream` as they arrive and the partial text is shown
-while the person speaks (a model that does not stream re-decodes the audio so far); if streaming fails, the
-recording is transcribed whole when it stops.
+The panel is layout and event wiring: what it does is `asr_poc.app.recognition` (a session per checkpoint and
+decoding; its file path and its live stream share one decoder, so a recording ends in the text the same audio gets
+as an upload; reference recognisers and an A/B checkpoint on the same clip). Transcription runs on one worker
+thread, so the widgets stay responsive and a model is never used by two calls at once. Microphone chunks are fed
+to the session's stream as they arrive and the partial text is shown while the person speaks; if streaming fails,
+the recording is transcribed whole when it stops.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import ipywidgets as w
 import numpy as np
@@ -27,7 +29,7 @@ from ..threads import set_decode_threads
 from .recorder import MicRecorder
 
 if TYPE_CHECKING:  # torch comes with these: a page that never opens the Test tab does not import it
-    from ..inference import Transcriber
+    from ..app.recognition import LiveStream, RecognitionSession, SessionCache
 
 UPLOAD_TYPES = "audio/*,.wav,.flac,.ogg,.oga,.opus,.mp3,.webm,.m4a"
 MAX_SECONDS = 120.0
@@ -94,19 +96,17 @@ class TestPanel(w.VBox):
                  overrides: tuple[str, ...] = (), max_seconds: float = MAX_SECONDS, preload: bool = True):
         self.root = Path(root) if root else default_root({"checkpoint_dir": load_section("checkpoint_dir", config_path, list(overrides))})
         self.max_seconds = max_seconds
-        self._transcribers: dict[str, tuple[float, Transcriber]] = {}
+        self._sessions: Optional[SessionCache] = None  # loaded with the first checkpoint (imports torch)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-poc-transcribe")
         self._pending: list[np.ndarray] = []
         self._pending_lock = threading.Lock()
         self._load_lock = threading.Lock()
         self._live_scheduled = False
-        self._session: Any = None
-        self._session_transcriber: Optional[Transcriber] = None
+        self._stream: Optional[LiveStream] = None
+        self._stream_session: Optional[RecognitionSession] = None
         self._last_live = 0.0
-        self._stream_compute = 0.0
         self.last_result: Optional[dict] = None
         self.last_comparison: list[dict] = []
-        self._reference: Any = None  # PocketSphinx, loaded with the first comparison
 
         self.checkpoint = w.Dropdown(description="checkpoint", style={"description_width": "92px"},
                                      layout=w.Layout(width="560px"))
@@ -116,6 +116,9 @@ class TestPanel(w.VBox):
         self.reference = w.Checkbox(value=True, description="PocketSphinx beside it", indent=False,
                                     layout=w.Layout(width="220px"))
         self.reference.add_class("asr-reference")
+        self.whisper_reference = w.Checkbox(value=True, description="Whisper tiny.en beside it", indent=False,
+                                            layout=w.Layout(width="220px"))
+        self.whisper_reference.add_class("asr-reference-whisper")
         from ..decoding.lm import decoding_choices  # light: no torch
 
         choices = decoding_choices({"decoding": load_section("decoding", config_path, list(overrides))})
@@ -149,7 +152,7 @@ class TestPanel(w.VBox):
         self.player_box = w.Box([])  # the player joins the page with the first audio (an empty one errors)
         super().__init__([
             w.HBox([self.checkpoint, self.refresh_button]),
-            w.HBox([self.compare_with, self.reference], layout=w.Layout(align_items="center")),
+            w.HBox([self.compare_with, self.reference, self.whisper_reference], layout=w.Layout(align_items="center")),
             self.decoding,
             w.HBox([w.HTML("<b>file:</b>", layout=w.Layout(width="100px")), self.upload],
                    layout=w.Layout(align_items="center")),
@@ -187,10 +190,10 @@ class TestPanel(w.VBox):
             self.message.value = ""
             self.submit(self._preload)
 
-    def transcriber(self, value: Optional[str] = None) -> Transcriber:
-        """The chosen checkpoint's (or `value`'s) Transcriber, loaded once per file version; only files under the
-        runs root."""
-        from ..inference import Transcriber  # imports torch: only when a checkpoint is used
+    def session(self, value: Optional[str] = None) -> RecognitionSession:
+        """The chosen checkpoint's (or `value`'s) recognition session with the chosen decoding, loaded once per file
+        version; only files under the runs root."""
+        from ..app.recognition import SessionCache  # imports torch: only when a checkpoint is used
 
         value = value or self.checkpoint.value
         if not value:
@@ -200,30 +203,16 @@ class TestPanel(w.VBox):
         if not path.is_relative_to(self.root.resolve()) or path.suffix != ".pt":
             raise PermissionError(f"{path} is not a checkpoint under {self.root}")
         with self._load_lock:  # the preload on the worker thread and a caller here must not load it twice
-            mtime = path.stat().st_mtime
-            cached = self._transcribers.get(str(path))
-            if cached is None or cached[0] != mtime:
-                loaded = Transcriber.from_checkpoint(path, max_seconds=self.max_seconds)
-                keep = {self.checkpoint.value, self.compare_with.value}  # the A/B pair stays loaded
-                self._transcribers = {k: v for k, v in self._transcribers.items() if k in keep}
-                self._transcribers[str(path)] = (mtime, loaded)
-            return self._with_decoding(self._transcribers[str(path)][1])
-
-    def _with_decoding(self, transcriber: Transcriber) -> Transcriber:
-        """`transcriber` decoding as the dropdown says (greedy, or beam search with an LM; live partials stay greedy)."""
-        choice = self.decoding.value
-        if getattr(transcriber, "decoding_choice", 0) != choice:
-            from ..decoding.beam import make_decoder
-
-            transcriber.decoder = make_decoder(transcriber.model.tokenizer, self._decoding_sections[choice])
-            transcriber.decoding_choice = choice
-        return transcriber
+            if self._sessions is None:
+                self._sessions = SessionCache(max_seconds=self.max_seconds)
+        keep = (self.checkpoint.value, self.compare_with.value)  # the A/B pair stays loaded
+        return self._sessions.get(path, self._decoding_sections[self.decoding.value], keep=keep)
 
     def _preload(self) -> None:
         try:
-            transcriber = self.transcriber()
+            session = self.session()
             # one short decode, so that torch's first-call set-up is not counted in the first real timing
-            transcriber.transcribe(np.zeros(transcriber.sample_rate // 2, dtype=np.float32))
+            session.transcribe(np.zeros(session.sample_rate // 2, dtype=np.float32))
         except Exception as err:  # shown now rather than at the first transcription
             self.show_message(html.escape(f"cannot load {self.checkpoint.value}: {err}"), "error")
 
@@ -246,9 +235,9 @@ class TestPanel(w.VBox):
 
         self.show_message(f"transcribing <code>{html.escape(name)}</code>...", "info")
         try:
-            transcriber = self.transcriber()
-            samples = load_audio(data, transcriber.sample_rate, max_seconds=self.max_seconds)
-            result = transcriber.transcribe(samples)
+            session = self.session()
+            samples = load_audio(data, session.sample_rate, max_seconds=self.max_seconds)
+            result = session.transcribe(samples)
         except AudioError as err:
             self.show_message(upload_refused(name, str(err)), "error")
             return None
@@ -256,7 +245,7 @@ class TestPanel(w.VBox):
             self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
             return None
         return self.show_result(result.text, result.audio_seconds, result.compute_seconds, samples,
-                                transcriber.sample_rate, source=name)
+                                session.sample_rate, source=name)
 
     # --- microphone ----------------------------------------------------------------------------------------------
     def _mic_started(self) -> None:
@@ -265,16 +254,15 @@ class TestPanel(w.VBox):
         self.submit(self._open_session)
 
     def _open_session(self) -> None:
-        self._session, self._session_transcriber = None, None
+        self._stream, self._stream_session = None, None
         try:
-            transcriber = self.transcriber()
+            session = self.session()
         except Exception as err:
             self.show_message(html.escape(str(err)), "error")
             self.mic.stop()
             return
-        self._session_transcriber = transcriber
-        self._stream_compute = 0.0
-        self._session = transcriber.open_stream(source_rate=self.mic.sample_rate)
+        self._stream_session = session
+        self._stream = session.open_stream(source_rate=self.mic.sample_rate)
         self.show_message("listening: the text follows your speech", "info")
         self.transcript.value = "<i>...</i>"
         self._last_live = time.monotonic()
@@ -301,46 +289,44 @@ class TestPanel(w.VBox):
         self._last_live = time.monotonic()
         pcm = self._take_pending()
         seconds = self.mic.seconds
-        if self._session is None or not len(pcm):
-            if self._session_transcriber is not None:
+        if self._stream is None or not len(pcm):
+            if self._stream_session is not None:
                 self.stats.value = f"received {seconds:.1f} s of audio"
             return
         try:
-            partial = self._session.push(pcm)
-            self._stream_compute += partial.compute_seconds  # each result counts its own call only
+            partial = self._stream.feed(pcm)
         except Exception as err:
             self.show_message(html.escape(f"streaming failed: {type(err).__name__}: {err}"), "error")
-            self._session = None
+            self._stream = None
             return
         self.transcript.value = (f"<span class='asr-partial' style='color:#555'>{html.escape(partial.text)}</span>"
                                  if partial.text else "<i>...</i>")
         self.stats.value = (f"received {seconds:.1f} s of audio · live text as it comes, "
-                            f"{self._stream_compute:.3f} s of compute so far")
+                            f"{self._stream.compute_seconds:.3f} s of compute so far")
 
     def _mic_stopped(self, audio: np.ndarray) -> None:
         self.submit(self._finish_recording, audio)
 
     def _finish_recording(self, audio: np.ndarray) -> Optional[dict]:
-        from ..audio import AudioError  # imports torch, which the transcriber has loaded already
+        from ..audio import AudioError  # imports torch, which the session has loaded already
 
-        transcriber = self._session_transcriber
-        if transcriber is None:
+        session, stream = self._stream_session, self._stream
+        if session is None:
             return None
         rate = self.mic.sample_rate
         if not len(audio):
             self.show_message("the recording is empty: was the microphone muted?", "error")
             return None
-        streamed = self._session is not None
         try:
-            if self._session is not None:
+            if stream is not None:  # the final text: the whole stream through the session's decoder
                 rest = self._take_pending()
                 if len(rest):
-                    self._stream_compute += self._session.push(rest).compute_seconds
-                final = self._session.finish()
-                text, compute = final.text, self._stream_compute + final.compute_seconds
-                seconds = len(audio) / rate
+                    stream.feed(rest)
+                final = stream.finish()
+                text, compute, seconds = final.text, stream.compute_seconds, stream.audio_seconds
+                audio, rate = stream.audio, stream.sample_rate  # resampled once, in the stream
             else:
-                result = transcriber.transcribe(audio, source_rate=rate)
+                result = session.transcribe(audio, source_rate=rate)
                 text, compute, seconds = result.text, result.compute_seconds, result.audio_seconds
         except AudioError as err:
             self.show_message(f"the recording cannot be used: {html.escape(str(err))}", "error")
@@ -349,9 +335,9 @@ class TestPanel(w.VBox):
             self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error")
             return None
         finally:
-            self._session = None
+            self._stream = None
         lost = f" ({self.mic.lost_chunks} chunks lost on the way)" if self.mic.lost_chunks else ""
-        note = " (every live partial transcript and the final one)" if streamed else ""
+        note = " (every live partial transcript and the final one)" if stream is not None else ""
         return self.show_result(text, seconds, compute, audio, rate, source="microphone" + lost, note=note)
 
     # --- output --------------------------------------------------------------------------------------------------
@@ -374,28 +360,27 @@ class TestPanel(w.VBox):
         return self.last_result
 
     def compare(self, samples: np.ndarray, sample_rate: int, main: dict) -> list[dict]:
-        """The same clip through the A/B checkpoint and PocketSphinx, in a table beside the chosen checkpoint's
-        `main` result; returns the rows (empty when neither is chosen)."""
-        from ..audio import load_audio  # imports torch, which the transcription has loaded already
-        from ..bench.side_by_side import SAMPLE_RATE, Reference, Row, model_recogniser, run_side_by_side
+        """The same clip through the A/B checkpoint and the ticked reference recognisers, in a table beside the
+        chosen checkpoint's `main` result; returns the rows (empty when none is chosen)."""
+        from ..app.recognition import Row, compare  # imports torch, which the transcription has loaded already
 
         labels = {value: label.split(" (")[0] for label, value in self.checkpoint.options}
-        systems, failed = [], []
+        others, failed = [], []
         other = self.compare_with.value
         if other and other != self.checkpoint.value:
             try:
-                systems.append((labels.get(other, other), model_recogniser(self.transcriber(other))))
+                others.append((labels.get(other, other), self.session(other)))
             except Exception as err:  # shown in its row
                 failed.append(Row(labels.get(other, other), error=f"cannot load it: {err}".splitlines()[0]))
-        if self.reference.value:
-            self._reference = self._reference or Reference()
-            systems.append((Reference.name, self._reference))
-        if not systems and not failed:
+        references = [name for box, name in ((self.reference, "pocketsphinx"),
+                                             (self.whisper_reference, "whisper-tiny.en")) if box.value]
+        if not others and not failed and not references:
             self.comparison.value = ""
             return []
-        clip = load_audio(samples, SAMPLE_RATE, source_rate=sample_rate)
-        rows = [Row(labels.get(self.checkpoint.value, "chosen checkpoint"), main["text"], main["audio_seconds"],
-                    main["compute_seconds"])] + failed + run_side_by_side(clip, systems)
+        first = Row(labels.get(self.checkpoint.value, "chosen checkpoint"), main["text"], main["audio_seconds"],
+                    main["compute_seconds"])
+        rows = compare(samples, sample_rate, first, others, references)
+        rows = rows[:1 + len(others)] + failed + rows[1 + len(others):]
         self.comparison.value = comparison_html(rows)
         return [row.to_dict() for row in rows]
 
