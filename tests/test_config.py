@@ -66,8 +66,8 @@ def test_model_not_in_available_list(data_dir):
 
 
 def test_dataset_not_in_available_list(data_dir):
-    (problem,) = errors(["dataset=librispeech"])
-    assert problem.startswith("dataset = 'librispeech': not in available_datasets (synthetic, ljspeech, hf, ")  # + plugins
+    (problem,) = errors(["dataset=timit"])
+    assert problem.startswith("dataset = 'timit': not in available_datasets (synthetic, ljspeech, hf, ")  # + plugins
 
 
 def test_missing_data_folder(data_dir):

@@ -56,4 +56,4 @@ def test_unknown_name_lists_the_names_that_exist():
     message = str(info.value)
     assert "unknown model 'whisper-large'" in message and "conformer" in message
     with pytest.raises(PluginNotFound, match="available: .*synthetic"):
-        get_dataset_class("librispeech")
+        get_dataset_class("timit")
