@@ -2,9 +2,10 @@
 with a person's own recordings (oversampled).
 
 `adaptation_config` writes the config (dataset `mix`, `training.init_checkpoint`, a gentle constant learning
-rate, the time limit); `start_adaptation` scores the starting checkpoint on the person's held-out clips (the
-"before"), saves that as `adaptation.json` in the new run folder and starts the run through `start_run` like any
-other: it has curves, Stop and Resume. Its dev set is the person's held-out clips, so its dev CER is the "after".
+rate, the time limit); `create_adaptation_run` scores the starting checkpoint on the person's held-out clips (the
+"before") and saves that as `adaptation.json` in the new run folder; `asr_poc.app.training.start` starts it like
+any other run (a `RunRequest` with `adaptation`): it has curves, Stop and Resume. Its dev set is the person's
+held-out clips, so its dev CER is the "after".
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from .models.interface import BaseASRModel
 from .paths import resolve_path
 from .plugins import get_dataset_class
 from .runs import Run
-from .training.launcher import Background, RunHandle, start_run
 
 ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0
@@ -130,12 +130,11 @@ def voice_error_rates(checkpoint: str | os.PathLike, recordings: dict, speaker: 
     return {"wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"], "utterances": result["utterances"]}
 
 
-def start_adaptation(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
-                     minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
-                     repeat: Optional[int] = None, learning_rate: Optional[float] = None,
-                     background: Background = "process", root: str | os.PathLike | None = None,
-                     exclusive: bool = True) -> RunHandle:
-    """Create the adaptation run, record the "before" score in it, and start it (see `start_run`)."""
+def create_adaptation_run(base: dict, init_checkpoint: str | os.PathLike, *, speaker: Optional[str] = None,
+                          minutes: Optional[float] = DEFAULT_MINUTES, max_steps: Optional[int] = None,
+                          repeat: Optional[int] = None, learning_rate: Optional[float] = None,
+                          root: str | os.PathLike | None = None) -> Run:
+    """Make the adaptation run's folder, with the "before" score in it; `asr_poc.app.training.start` starts it."""
     recordings = {**(base["datasets"].get("recordings") or {"path": DEFAULT_RECORDINGS}),
                   "speakers": [speaker] if speaker else []}
     if not RecordingStore(recordings["path"]).counts(speaker)["train"]:
@@ -151,7 +150,7 @@ def start_adaptation(base: dict, init_checkpoint: str | os.PathLike, *, speaker:
     if before is not None:  # the start of the run's `recordings` curve (and the Runs table's value until an eval)
         run.append_event({"type": "extra_eval", "dataset": "recordings", "step": 0, "epoch": 0, "before": True,
                           **before})
-    return start_run(run, background=background, root=root, exclusive=exclusive)
+    return run
 
 
 def adaptation_summary(run: Run) -> Optional[dict]:

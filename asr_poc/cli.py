@@ -9,14 +9,13 @@ from typing import Callable, Optional
 
 from . import __version__
 from .analysis import build_details, csv_path, details_path, write_details
+from .app import training as app_training
 from .bench.report import markdown
 from .config import ConfigError, dataset_section, load_config
 from .decoding.lm import build_english_lm, build_lm, dataset_texts, parse_hotwords, text_file_sentences
 from .io import dump_yaml
 from .plugins import load_dataset
 from .runs import Run, list_runs
-from .threads import describe
-from .training.launcher import RunAlreadyActive, start_on_all_ranks, start_run, still_active, stop_run
 from .ui.history import format_age
 
 
@@ -59,95 +58,49 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def _train_overrides(args) -> list[str]:
-    sets = []
-    if args.model:
-        sets.append(f"model={args.model}")
-    if args.dataset:
-        sets.append(f"dataset={args.dataset}")
-    if args.minutes is not None:
-        sets.append(f"training.max_minutes={args.minutes}")
-    if getattr(args, "init_from", None):
-        sets.append(f"training.init_checkpoint={args.init_from}")
-    return sets + args.overrides
+def _train_request(args, resume: bool = False) -> app_training.RunRequest:
+    """`train`'s arguments as a request: `--set` keys as `extra`, the named flags over them. A resumed run's request
+    holds only the changes (its model and data stay; `app.training.resume` refuses anything else)."""
+    where = {} if resume else {"config_path": args.config, "root": args.root}  # a resumed run has its own
+    return app_training.RunRequest(model=args.model, dataset=args.dataset, minutes=args.minutes,
+                                   init_from=args.init_from, extra=app_training.parse_sets(args.overrides), **where)
 
 
 def cmd_adapt(args) -> int:
-    from .adapt import adaptation_summary, start_adaptation  # torch: loaded only by the commands that need it
-
-    if not args.background:
-        _apply_thread_policy(args.config, args.overrides)
-    base = load_config(args.config, args.overrides, check_data=False)
-    handle = start_adaptation(base, args.init_from, speaker=args.speaker, minutes=args.minutes,
-                              max_steps=args.steps, repeat=args.repeat, root=args.root,
-                              background="process" if args.background else "foreground")
-    print(handle.run.path, flush=True)
+    request = app_training.RunRequest(
+        config_path=args.config, extra=app_training.parse_sets(args.overrides), root=args.root,
+        init_from=args.init_from, adaptation=app_training.Adaptation(speaker=args.speaker, repeat=args.repeat),
+        minutes=args.minutes, max_steps=args.steps)
+    handle = app_training.start(request, "process" if args.background else "foreground",
+                                on_ready=lambda run: print(run.path, flush=True))
     if args.background:
         return 0
-    summary = adaptation_summary(handle.run) or {}
+    summary = app_training.adaptation_summary(handle.run) or {}
     before, after = summary.get("before") or {}, summary.get("after") or {}
     print(f"{handle.status.get('state')}: {args.speaker or 'everyone'}'s held-out clips: CER "
           f"{_fmt(before.get('cer'))} before, {_fmt(after.get('cer'))} after (best)")
     return 0 if handle.status.get("state") in ("finished", "stopped") else 1
 
 
-def _apply_thread_policy(config: Optional[str], overrides: list[str], resume: Optional[str] = None,
-                         root: Optional[str] = None) -> Optional[dict]:
-    """`training.threads` / `num_threads` for a run trained in this process, applied as the background worker applies
-    them (asr_poc/threads.py: passive OpenMP wait, intra-op threads = the cores left free at start). Called before the
-    config is validated, because validating a model's section imports torch and OpenMP reads its settings then."""
-    from .config import apply_overrides, load_top_level
-    from .threads import prepare_process
-
-    if "torch" in sys.modules:  # called inside a process that already runs torch (a notebook, a test): its settings
-        return None
-    try:
-        if resume:
-            training = apply_overrides(Run.open(resume, root=root).config, overrides)["training"]
-        else:
-            training = load_top_level(config, overrides)["training"]
-    except Exception:  # noqa: BLE001 - a bad config or run is reported, in one line, by what follows
-        return None
-    return prepare_process(training.get("threads", "auto"), training.get("num_threads"))
-
-
 def cmd_train(args) -> int:
     import os
-    import shutil
 
-    background = "process" if args.background else "foreground"
-    # training in this process: its threads before torch loads (a background run's worker applies its own)
-    threads = None if args.background or args.create_only else _apply_thread_policy(
-        args.config, _train_overrides(args), args.resume, args.root)
     # `torchrun --nproc_per_node N -m asr_poc train ...` runs this on every rank: rank 0 makes the run, all train it
     under_torchrun, rank_0 = int(os.environ.get("WORLD_SIZE", "1")) > 1, os.environ.get("RANK", "0") == "0"
     if under_torchrun and args.background:
         print("error: --background does not go with torchrun (torchrun is the launcher)", file=sys.stderr)
         return 2
-    if args.resume:
-        run = Run.open(args.resume, root=args.root)
-        if _train_overrides(args) and rank_0:
-            run.override_training(_train_overrides(args))
-    else:
-        cfg = load_config(args.config, _train_overrides(args))  # every rank checks the arguments
-        if args.root:
-            cfg["checkpoint_dir"] = args.root
-        run = Run.create(cfg, root=args.root) if rank_0 else None
-    if rank_0:
-        print(run.path, flush=True)
     if args.create_only:
+        run = Run.open(args.resume, root=args.root) if args.resume else app_training.create(_train_request(args))
+        print(run.path)
         return 0
-    if threads and run is not None and rank_0:
-        run.append_event({"type": "log", "level": "info", "message": describe(threads), "threads": threads})
-    try:
-        if under_torchrun:
-            handle = start_on_all_ranks(run if rank_0 else None, resume=bool(args.resume))
-        else:
-            handle = start_run(run, background=background, resume=bool(args.resume), root=args.root)
-    except RunAlreadyActive:
-        if not args.resume and run is not None:  # the folder made a moment ago holds nothing yet
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
+    background = "process" if args.background else "foreground"
+    announce = (lambda run: print(run.path, flush=True)) if rank_0 else None
+    if args.resume:
+        handle = app_training.resume(args.resume, _train_request(args, resume=True), background, root=args.root,
+                                     on_ready=announce)
+    else:
+        handle = app_training.start(_train_request(args), background, on_ready=announce)
     if args.background:
         return 0
     status = handle.status
@@ -161,8 +114,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    status = stop_run(args.run, root=args.root, timeout=args.timeout)
-    if still_active(status):
+    status = app_training.stop(args.run, root=args.root, timeout=args.timeout)
+    if app_training.still_active(status):
         print(f"{args.run}: still {status.get('state')} after {args.timeout:g} s (the stop request stays; "
               f"wait longer with --timeout)", file=sys.stderr)
         return 1

@@ -7,9 +7,9 @@
                       checkpoint  {path, step, epoch, kind: epoch | last | best}
                       status      {state, error?}
                       extra_eval  {dataset, step, epoch, wer, cer, rtf, utterances}
-                      log         {level: info | warning | error, message}
+                      log         {level: info | warning | error, message}; the start's also {batches_per_epoch}
     status.json     state, pid, hostname, started, updated (the heartbeat), step, epoch, best_cer, best_wer,
-                    error, model, dataset, num_parameters (times are unix seconds)
+                    error, model, dataset, num_parameters, batches_per_epoch (times are unix seconds)
     STOP            present while a stop is requested
     log.txt         stdout and stderr of a background process
     epoch-N.pt, last.pt, best.pt    checkpoints (see `asr_poc.training.trainer`)
@@ -234,7 +234,10 @@ class Run:
         change raises its error and leaves config.yaml as it was."""
         if _config_editor is None:
             raise RuntimeError("no config editor installed: import asr_poc.config before changing a run's config")
-        config = _config_editor(self.config, list(overrides))
+        return self.write_config(_config_editor(self.config, list(overrides)))
+
+    def write_config(self, config: dict) -> dict:
+        """Replace config.yaml with `config` (already validated by the caller), atomically."""
         atomic_write_text(self.config_path, dump_yaml(config))
         self._config = config
         return config

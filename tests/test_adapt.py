@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from asr_poc.adapt import (ADAPTATION_FILE, DEFAULT_LEARNING_RATE, MODEL_LEARNING_RATE, STAND_IN_SPEAKER,
-                           STAND_IN_VOICE, adaptation_config, adaptation_summary, corpus_voices, stand_in_recordings,
-                           start_adaptation)
+                           STAND_IN_VOICE, adaptation_config, adaptation_summary, corpus_voices, stand_in_recordings)
+from asr_poc.app.training import Adaptation, RunRequest, start
 from asr_poc.datasets.recordings import RecordingStore
 from asr_poc.plugins import load_dataset
 from asr_poc.runs import Run
@@ -67,8 +67,9 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
                                                                          tmp_path: Path):
     store = RecordingStore(tmp_path / "rec")
     with pytest.raises(ValueError, match="no training recordings of anna"):
-        start_adaptation(tiny_config(small_corpus, tmp_path, f"datasets.recordings.path={tmp_path / 'rec'}"),
-                         tiny_run.last_checkpoint, speaker="anna", background="foreground", root=tmp_path)
+        start(RunRequest(base=tiny_config(small_corpus, tmp_path, f"datasets.recordings.path={tmp_path / 'rec'}"),
+                         init_from=str(tiny_run.last_checkpoint), adaptation=Adaptation(speaker="anna"),
+                         root=str(tmp_path)))
     for i, word in enumerate(WORDS):
         store.add(tone(freq=200 + 40 * i), f"say {word}", "anna")
     store.add(tone(), "somebody else", "bob")
@@ -106,8 +107,8 @@ def test_adaptation_run_mixes_the_recordings_and_records_before_and_after(tiny_r
     mixed = load_dataset("mix", augmented["datasets"]["mix"], "train")
     assert mixed.parts[1].augmenter is not None and mixed.parts[1].augmenter.strength() == 1.0
 
-    handle = start_adaptation(base, tiny_run.last_checkpoint, speaker="anna", minutes=None, max_steps=3,
-                              background="foreground", root=tmp_path / "runs")
+    handle = start(RunRequest(base=base, init_from=str(tiny_run.last_checkpoint), adaptation=Adaptation(speaker="anna"),
+                              minutes=0, max_steps=3, root=str(tmp_path / "runs")))  # minutes=0: no time limit
     run = handle.run
     assert run.status["state"] == "finished", run.status
     summary = adaptation_summary(run)
@@ -151,9 +152,9 @@ def test_a_voice_the_corpus_never_had_is_learned_from_forty_recordings(trained_r
     base = load_config(trained_run.config_path, [f"datasets.recordings.path={tmp_path / 'rec'}",
                                                  "training.eval_utterances=10"])
     started = time.monotonic()
-    handle = start_adaptation(base, trained_run.best_checkpoint, speaker=STAND_IN_SPEAKER, minutes=None,
-                              max_steps=ADAPT_STEPS, background="foreground",
-                              root=tmp_path / "runs")
+    handle = start(RunRequest(base=base, init_from=str(trained_run.best_checkpoint),
+                              adaptation=Adaptation(speaker=STAND_IN_SPEAKER), minutes=0, max_steps=ADAPT_STEPS,
+                              root=str(tmp_path / "runs")))
     minutes = (time.monotonic() - started) / 60
     assert handle.run.status["state"] == "finished", handle.run.status
     summary = adaptation_summary(handle.run)
@@ -172,10 +173,10 @@ def test_a_voice_the_corpus_never_had_is_learned_from_forty_recordings(trained_r
 
 
 def test_cli_adapt_says_what_is_missing(tiny_run: Run, small_corpus: Path, tmp_path: Path, capsys):
-    from asr_poc.cli import _train_overrides, build_parser, main
+    from asr_poc.cli import _train_request, build_parser, main
 
     code = main(["adapt", "--from", str(tiny_run.last_checkpoint), "--speaker", "nobody", "--steps", "2",
                  "--root", str(tmp_path / "runs"), "--set", f"datasets.recordings.path={tmp_path / 'rec'}"])
     assert code == 1 and "no training recordings of nobody" in capsys.readouterr().err
     args = build_parser().parse_args(["train", "--init-from", "x.pt"])
-    assert "training.init_checkpoint=x.pt" in _train_overrides(args)
+    assert _train_request(args).config_values("conformer")["training.init_checkpoint"] == "x.pt"

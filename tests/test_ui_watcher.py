@@ -72,7 +72,8 @@ def test_a_partial_last_line_waits_for_its_end(small_corpus: Path, tmp_path: Pat
 def test_history_summarises_curves_evals_logs_and_progress():
     h = RunHistory()
     changed = h.extend([
-        {"type": "log", "level": "info", "message": "conformer: 10 parameters; 4 batches an epoch of 8 on cpu"},
+        {"type": "log", "level": "info", "message": "conformer: 10 parameters; 4 batches an epoch of 8 on cpu",
+         "batches_per_epoch": 4},
         {"type": "status", "state": "running"},
         *[{**step(n), "time": 1000.0 + n} for n in range(1, 5)],
         {"type": "eval", "step": 4, "epoch": 1, "wer": 0.9, "cer": 0.5, "rtf": 0.01},

@@ -145,13 +145,17 @@ def assemble(run: Run, cfg: dict, ranks: Ranks, device: torch.device, record: Re
 def report_start(cfg: dict, ranks: Ranks, device: torch.device, record: Recorder, raw_model: BaseASRModel,
                  train_set: BaseASRDataset, dev_set: Optional[BaseASRDataset], batches_per_epoch: int,
                  state: TrainState) -> None:
-    """status.json's size and position fields, and one log line saying what trains on what."""
+    """status.json's size and position fields (with `batches_per_epoch`), and one log line saying what trains on
+    what (the figure also as a field of the line)."""
     tc, num_parameters = cfg["training"], raw_model.num_parameters()
-    record.status(num_parameters=num_parameters, best_cer=state.best_cer, best_wer=state.best_wer, **state.progress())
+    record.status(num_parameters=num_parameters, best_cer=state.best_cer, best_wer=state.best_wer,
+                  batches_per_epoch=batches_per_epoch, **state.progress())  # followers' progress reads it here
     batches = f"of {tc['batch_seconds']:g} s" if tc.get("batch_seconds") else f"of {tc['batch_size']}"
-    record.log(f"{cfg['model']}: {num_parameters:,} parameters; {cfg['dataset']}: {len(train_set)} train and "
-               f"{len(dev_set) if dev_set is not None else 0} dev utterances; {batches_per_epoch} batches an epoch "
-               f"{batches} on {device}" + (f" x {ranks.world_size}" if ranks.distributed else ""))
+    record.event({"type": "log", "level": "info", "batches_per_epoch": batches_per_epoch,
+                  "message": f"{cfg['model']}: {num_parameters:,} parameters; {cfg['dataset']}: {len(train_set)} "
+                             f"train and {len(dev_set) if dev_set is not None else 0} dev utterances; "
+                             f"{batches_per_epoch} batches an epoch {batches} on {device}"
+                             + (f" x {ranks.world_size}" if ranks.distributed else "")})
 
 
 def lr_factor(step: int, warmup: int, schedule: str, total: float) -> float:

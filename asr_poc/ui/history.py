@@ -4,14 +4,13 @@ Pure Python (no widgets), so it is tested directly and shared by the training pa
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..app.progress import estimate
 from ..runs import scores_at_best
 
-_BATCHES_PER_EPOCH = re.compile(r"(\d+) batches an epoch")
 MAX_LOG_LINES = 300
 
 
@@ -68,9 +67,8 @@ class RunHistory:
             elif kind == "log":
                 self.logs.append(e)
                 del self.logs[:-MAX_LOG_LINES]
-                match = _BATCHES_PER_EPOCH.search(str(e.get("message", "")))
-                if match:
-                    self.batches_per_epoch = int(match.group(1))
+                if isinstance(e.get("batches_per_epoch"), int):  # the start's line says how long an epoch is
+                    self.batches_per_epoch = e["batches_per_epoch"]
                 changed.add("logs")
             elif kind == "status":
                 self.state = e.get("state")
@@ -132,31 +130,11 @@ def _num(value) -> float:
 
 def progress(history: RunHistory, status: dict, training: dict, now: Optional[float] = None
              ) -> tuple[float, Optional[float]]:
-    """(fraction done 0..1, seconds left or None) from the run's limits: epochs, max_steps and max_minutes.
-
-    The run ends at whichever limit comes first, so the fraction is the largest and the time left the smallest.
-    """
-    now = time.time() if now is None else now
+    """(fraction done 0..1, seconds left or None) of the run whose events are in `history` (`app.progress`)."""
     step = max(history.last_step, int(status.get("step") or 0))
-    speed = history.steps_per_second()
-    fractions: list[float] = []
-    left: list[float] = []
-    total_steps = []
-    if training.get("max_steps"):
-        total_steps.append(int(training["max_steps"]))
-    if history.batches_per_epoch and training.get("epochs"):
-        total_steps.append(int(training["epochs"]) * history.batches_per_epoch)
-    for total in total_steps:
-        fractions.append(step / total)
-        if speed:
-            left.append(max(0.0, (total - step) / speed))
-    if training.get("max_minutes") and status.get("started"):
-        budget = 60.0 * float(training["max_minutes"])
-        elapsed = now - float(status["started"])
-        fractions.append(elapsed / budget)
-        left.append(max(0.0, budget - elapsed))
-    fraction = min(1.0, max(fractions)) if fractions else 0.0
-    return fraction, (min(left) if left else None)
+    return estimate(step, training, batches_per_epoch=status.get("batches_per_epoch") or history.batches_per_epoch,
+                    steps_per_second=history.steps_per_second(), started=status.get("started"),
+                    now=time.time() if now is None else now)
 
 
 def format_seconds(seconds: Optional[float]) -> str:

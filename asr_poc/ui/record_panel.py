@@ -3,8 +3,9 @@
 The page shows a sentence to read (from the synthetic corpus's grammar, or typed by the person), records it with
 the microphone widget and saves clip, text and speaker to `data/recordings/` (`RecordingStore`). The person's
 clips are listed with their split; one can be played or deleted. "Adapt to my voice" starts a normal run from a
-chosen checkpoint on the synthetic corpus mixed with the person's clips (`asr_poc.adapt`), and the tab shows each
-such run's CER on the person's held-out clips before and after.
+chosen checkpoint on the synthetic corpus mixed with the person's clips (a `RunRequest` with an `Adaptation`, given
+to `asr_poc.app.training.start`), and the tab shows each such run's CER on the person's held-out clips before and
+after.
 
 Saving, deleting and starting run on one worker thread, so the page stays responsive. Modules that import torch
 (the store reads audio with torchaudio, the runs and the adaptation load models) are imported inside the methods
@@ -21,9 +22,10 @@ from typing import Any, Callable, Iterable, Optional
 import ipywidgets as w
 import numpy as np
 
+from ..app import training
+from ..app.training import Adaptation, RunAlreadyActive, RunRequest
 from ..paths import resolve_path
 from ..runs import list_runs
-from ..training.launcher import RunAlreadyActive
 from .recorder import MicRecorder
 from .training_panel import form_config
 
@@ -235,11 +237,9 @@ class RecordPanel(w.VBox):
 
     def adaptation_rows(self, speaker: Optional[str]) -> list[dict]:
         """{run, state, before, after} of the adaptation runs for `speaker` (all speakers' when None), newest first."""
-        from ..adapt import adaptation_summary  # imports the trainer (torch)
-
         rows = []
         for run in list_runs(self.root):
-            summary = adaptation_summary(run)
+            summary = training.adaptation_summary(run)  # imports the trainer (torch) on first use
             if summary is not None and (speaker is None or summary.get("speaker") == speaker):
                 rows.append({"run": run.id, "state": run.status.get("state"), "before": summary.get("before"),
                              "after": summary.get("after")})
@@ -248,8 +248,6 @@ class RecordPanel(w.VBox):
     # --- adapting ------------------------------------------------------------------------------------------------
     def adapt(self) -> Any:
         """Start the adaptation run for the speaker from the chosen checkpoint; return its run (None if refused)."""
-        from ..adapt import start_adaptation  # imports the trainer (torch)
-
         speaker = " ".join(self.speaker.value.split())
         if not speaker:
             self.show_message("type your name first: the model adapts to your clips", "error")
@@ -259,9 +257,9 @@ class RecordPanel(w.VBox):
             return None
         self.show_message("scoring the starting checkpoint on your held-out clips, then starting...", "info")
         try:
-            handle = start_adaptation(self.base, self.checkpoint.value, speaker=speaker,
-                                      minutes=float(self.minutes.value), background=self.background,
-                                      root=self.root, exclusive=True)
+            request = RunRequest(base=self.base, init_from=self.checkpoint.value, root=str(self.root),
+                                 adaptation=Adaptation(speaker=speaker), minutes=float(self.minutes.value))
+            handle = training.start(request, background=self.background)
         except (RunAlreadyActive, ValueError, FileNotFoundError) as err:
             self.show_message(html.escape(str(err).splitlines()[0]), "error")
             return None

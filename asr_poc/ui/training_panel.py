@@ -1,23 +1,23 @@
 """Training panel: choose a model and data, set the main hyperparameters, start/stop/resume, watch it live.
 
-Runs start through `asr_poc.training.launcher.start_run(..., exclusive=True)`: as a separate process from the
-dashboard (closing the tab does not end training), or in a thread of this kernel for a model defined in a notebook.
+Start, Stop and Resume call `asr_poc.app.training` with the form as a `RunRequest`: the run trains as a separate
+process (closing the tab does not end training), or in a thread of this kernel for a model defined in a notebook.
 The panel then only follows the run folder with a `RunWatcher`, so a reloaded page or a second browser shows the
 same run with its whole history, and a run started from the command line appears here too.
 """
 from __future__ import annotations
 
 import html
-import shutil
 import threading
 import time
 from typing import Iterable, Optional
 
 import ipywidgets as w
 
-from ..config import SIZE_NAMES, ConfigError, load_config, load_top_level
+from ..app import training
+from ..app.training import RunAlreadyActive, RunHandle, RunRequest, active_runs, log_tail
+from ..config import SIZE_NAMES, ConfigError, load_top_level
 from ..runs import ACTIVE_STATES, Run, default_root, list_runs
-from ..training.launcher import RunAlreadyActive, RunHandle, active_runs, log_tail, start_run
 from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher
@@ -37,7 +37,7 @@ def button_states(state: Optional[str], has_last_checkpoint: bool) -> dict[str, 
 def form_config(config_path: Optional[str], overrides: list[str]) -> dict:
     """The merged config the form starts from, its top-level keys checked. The model's and data set's sections are
     not: checking them imports their plugins, and torch with them (about 700 MB), into every page kernel; Start
-    validates everything (`load_config`) before a run is made."""
+    validates everything (`app.training.start`) before a run is made."""
     return load_top_level(config_path, overrides)
 
 
@@ -143,19 +143,18 @@ class TrainingPanel(w.VBox):
         if size is not None and size in SIZE_NAMES and not self.run:
             self.size.value = size
 
-    def settings_overrides(self) -> list[str]:
-        """The form as `--set` overrides."""
-        sets = [f"model={self.model.value}", f"dataset={self.dataset.value}",
-                f"training.learning_rate={self.learning_rate.value}", f"training.batch_size={self.batch_size.value}",
-                *self.schedule_overrides()]
-        if not self.size.disabled:
-            sets.append(f"models.{self.model.value}.size={self.size.value}")
-        return sets
+    def form_request(self) -> RunRequest:
+        """The form as a request, over the panel's config file and `overrides`."""
+        return RunRequest(config_path=self.config_path, extra=training.parse_sets(self.overrides),
+                          model=self.model.value, dataset=self.dataset.value,
+                          size=None if self.size.disabled else self.size.value,
+                          learning_rate=self.learning_rate.value, batch_size=self.batch_size.value,
+                          **self.schedule_request().model_dump(include={"epochs", "checkpoint_every", "minutes"}))
 
-    def schedule_overrides(self) -> list[str]:
-        """The form's epochs, checkpoint interval and time budget (what a resumed run may change)."""
-        return [f"training.epochs={self.epochs.value}", f"training.checkpoint_every={self.checkpoint_every.value}",
-                f"training.max_minutes={self.minutes.value if self.minutes.value > 0 else 'null'}"]
+    def schedule_request(self) -> RunRequest:
+        """The form's epochs, checkpoint interval and time budget (0: none): what a resumed run may change."""
+        return RunRequest(epochs=self.epochs.value, checkpoint_every=self.checkpoint_every.value,
+                          minutes=self.minutes.value)
 
     # --- actions -------------------------------------------------------------------------------------------------
     def start(self) -> Optional[Run]:
@@ -164,20 +163,17 @@ class TrainingPanel(w.VBox):
             if self._refused_while_another_trains():
                 return None
             try:
-                cfg = load_config(self.config_path, self.overrides + self.settings_overrides())
+                self.handle = training.start(self.form_request(), background=self.background)
             except ConfigError as err:
                 self.show_message("<br>".join(html.escape(p) for p in err.problems), "error", "cannot start")
                 return None
-            run = Run.create(cfg, root=self.root)
-            try:
-                self.handle = start_run(run, background=self.background, root=self.root, exclusive=True)
-            except RunAlreadyActive as err:
-                shutil.rmtree(run.path, ignore_errors=True)  # the folder made a moment ago: nothing in it yet
+            except RunAlreadyActive as err:  # `start` removed the folder it had made
                 self._lost_the_lock(err)
                 return None
             except Exception as err:
                 self.show_message(html.escape(f"{type(err).__name__}: {err}"), "error", "could not start")
                 return None
+            run = self.handle.run
             self.attach(run)
             self.show_message(f"started run <code>{run.id}</code> "
                               f"({'separate process' if self.background == 'process' else self.background})", "info")
@@ -207,10 +203,8 @@ class TrainingPanel(w.VBox):
             if self.run is None or not self.run.is_active:
                 self.show_message("no run is training", "warning")
                 return
-            if self.handle is not None and self.handle.run == self.run:
-                self.handle.stop(wait=False)
-            else:
-                self.run.request_stop()
+            own = self.handle is not None and self.handle.run == self.run
+            training.stop(self.handle if own else self.run, wait=False)
             self.stop_button.disabled = True
             self.show_message(f"stopping <code>{self.run.id}</code> after this step (writing last.pt)...", "info")
 
@@ -224,8 +218,7 @@ class TrainingPanel(w.VBox):
             if self._refused_while_another_trains():
                 return None
             try:
-                run.override_training(self.schedule_overrides())
-                self.handle = start_run(run, background=self.background, resume=True, root=self.root, exclusive=True)
+                self.handle = training.resume(run, self.schedule_request(), background=self.background)
             except RunAlreadyActive as err:
                 self._lost_the_lock(err)
                 return None
