@@ -31,8 +31,9 @@ DEFAULT_REPEAT = 8  # each recording is seen at least this many times per pass o
 RECORDINGS_SHARE = 0.25  # with repeat=None, the recordings make about this share of each epoch
 DEFAULT_LEARNING_RATE = 1e-3  # beat 2e-3 (constant, or decaying with half the epoch from the recordings) over
 # 750 steps from the default model (benchmarks/README.md, Adaptation)
-MODEL_LEARNING_RATE = {"whisper-ctc": 3e-4}  # a pretrained encoder wants gentler steps: the stand-in's CER -36% at
-# 3e-4 against -27% and -32% (two seeds) at 1e-3 and -6% at 3e-3, 550 steps (benchmarks/README.md, Adaptation)
+MODEL_LEARNING_RATE = {"whisper-ctc": 3e-4, "whisper": 1e-5}  # a pretrained encoder wants gentler steps: the stand-in's CER -36% at
+# 3e-4 against -27% and -32% (two seeds) at 1e-3 and -6% at 3e-3, 550 steps (benchmarks/README.md, Adaptation);
+# whisper (all pretrained) at configs/whisper-finetune.yaml's rate
 DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_WARMUP_STEPS = 20
 DEFAULT_SPEC_AUGMENT: Optional[bool] = False  # off: better on the voice, the corpus and real-check at 750 steps

@@ -14,6 +14,7 @@ module does to subclass it.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import pkgutil
@@ -111,12 +112,34 @@ def available(kind: str) -> list[str]:
     """Every name that `get_model_class` (kind='models') or `get_dataset_class` (kind='datasets') accepts."""
     names = set(_REGISTRY[kind])
     package = importlib.import_module(f"asr_poc.{kind}")
-    names |= {m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "interface" and not m.name.startswith("_")}
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg and not module.name.startswith("_"):
+            names |= _declared_plugin(Path(module.module_finder.path) / f"{module.name}.py", kind)
     names |= {ep.name for ep in entry_points(group=f"asr_poc.{kind}")}
     for folder in _PLUGIN_PATHS:
         names |= {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
     inverse = {v: k for k, v in ALIASES[kind].items() if "-" in k}
     return sorted(inverse.get(n, n) for n in names)
+
+
+def _declared_plugin(path: Path, kind: str) -> set[str]:
+    """The name a package module gives its plugin (`MODEL = Cls` / `DATASET = Cls`, and `Cls.name = "..."`),
+    read from its source without importing it (no torch); empty for a helper module (features, spec ...)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return set()
+    attr = "MODEL" if kind == "models" else "DATASET"
+    exported = [n.value.id for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
+                and any(isinstance(t, ast.Name) and t.id == attr for t in n.targets)]
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in exported:
+            for item in node.body:
+                if (isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "name" for t in item.targets)
+                        and isinstance(item.value, ast.Constant) and isinstance(item.value.value, str)):
+                    return {item.value.value}
+            return {path.stem}
+    return set()
 
 
 def get_model_class(name: str) -> type:

@@ -7,7 +7,7 @@ import pytest
 from asr_poc import plugins
 from asr_poc.models.conformer import ConformerCTC
 from asr_poc.models.interface import BaseASRModel
-from asr_poc.plugins import PluginNotFound, get_dataset_class, get_model_class, register_model
+from asr_poc.plugins import available, PluginNotFound, get_dataset_class, get_model_class, register_model
 
 PLUGIN_SOURCE = textwrap.dedent('''
     from asr_poc.models.conformer import ConformerCTC
@@ -55,5 +55,10 @@ def test_unknown_name_lists_the_names_that_exist():
         get_model_class("whisper-large")
     message = str(info.value)
     assert "unknown model 'whisper-large'" in message and "conformer" in message
+    names = set(available("models"))
+    assert {"conformer", "hf-ctc", "rnn-t", "whisper", "whisper-ctc"} <= names
+    assert not names & {"features", "spec", "streaming", "whisper_encoder", "rnnt", "hf_ctc"}, \
+        "the names the registry holds, not its helper modules or module spellings"
+    assert "real-check" in available("datasets") and "bucketing" not in available("datasets")
     with pytest.raises(PluginNotFound, match="available: .*synthetic"):
         get_dataset_class("timit")

@@ -94,3 +94,21 @@ def test_lora_trains_only_its_adapters_and_survives_a_checkpoint(whisper: Whispe
     assert model.eval().inference(samples) == whisper.inference(samples), "LoRA starts as the identity"
     model.save_checkpoint(tmp_path / "lora.pt")
     assert BaseASRModel.from_checkpoint(tmp_path / "lora.pt").inference(samples) == whisper.inference(samples)
+
+
+def test_ctc_beam_search_is_refused_for_whisper_with_a_reason(whisper: Whisper):
+    from asr_poc.app.recognition import RecognitionSession
+    from asr_poc.decoding.emissions import NoCTCOutput
+    from asr_poc.inference import Transcriber
+
+    with pytest.raises(NoCTCOutput, match="choose greedy"):
+        RecognitionSession(Transcriber(whisper), {"method": "beam", "lm_path": "data/lm/english"})
+    assert RecognitionSession(Transcriber(whisper)).decoding.method == "greedy"
+
+
+def test_the_fine_tuning_recipe_config_loads():
+    from asr_poc.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "whisper-finetune.yaml", check_data=False)
+    assert cfg["model"] == "whisper" and cfg["training"]["learning_rate"] == 1e-5
+    assert cfg["models"]["whisper"]["pad_to_30s"] and "real-check" in cfg["training"]["extra_eval"]

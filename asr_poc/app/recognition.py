@@ -23,6 +23,7 @@ import numpy as np
 from ..audio import AudioSource, load_audio
 from ..bench.side_by_side import SAMPLE_RATE, Reference, Row, run_side_by_side
 from ..config import DecodingOptions
+from ..decoding.emissions import NoCTCOutput, ctc_logits_fn
 from ..inference import StreamResult, StreamSession, Transcriber, Transcript
 
 DecodingChoice = DecodingOptions | dict | None
@@ -33,6 +34,12 @@ class RecognitionSession:
 
     def __init__(self, transcriber: Transcriber, decoding: DecodingChoice = None, source: str = ""):
         self.decoding = DecodingOptions.from_dict(decoding)
+        if self.decoding.method == "beam":
+            try:
+                ctc_logits_fn(transcriber.model)
+            except NoCTCOutput:
+                raise NoCTCOutput(f"{transcriber.model.name} does not decode with CTC beam search and an n-gram LM; "
+                                  f"choose greedy (its own decoding: models.{transcriber.model.name} settings)") from None
         self.transcriber = Transcriber(transcriber.model, max_seconds=transcriber.max_seconds, decoding=self.decoding)
         self.source = source
 
