@@ -102,9 +102,13 @@ def test_loss_falls_when_overfitting_a_batch(overfitted):
 
 def test_streaming_decoding_equals_full_utterance_greedy(overfitted, monkeypatch):
     model, items, _ = overfitted
-    decoded_frames = []  # encoder frames that greedy decoding walks, offline and streaming
-    greedy = model.greedy
+    import asr_poc.models.rnnt as rnnt_module
+
+    decoded_frames = []  # encoder frames that greedy decoding walks: offline (batched search) and streaming
+    greedy, batched = model.greedy, rnnt_module.greedy_batch
     monkeypatch.setattr(model, "greedy", lambda enc, hyp=None: decoded_frames.append(len(enc)) or greedy(enc, hyp))
+    monkeypatch.setattr(rnnt_module, "greedy_batch", lambda net, enc, lengths, *args:
+                        decoded_frames.append(int(lengths.sum())) or batched(net, enc, lengths, *args))
     texts = []
     for item in items:
         wav = item["waveform"]

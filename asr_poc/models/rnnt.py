@@ -44,6 +44,7 @@ from torchaudio.models import emformer_rnnt_model
 from torchaudio.models.rnnt import RNNT, _Joiner, _Predictor
 
 from .rnnt_conformer import SUBSAMPLING, ConformerTranscriber
+from .rnnt_greedy import greedy_batch
 
 from .features import FeatureSpec, StreamingLogMel
 from .interface import BaseASRModel, PresetModelConfig
@@ -311,13 +312,15 @@ class EmformerRNNT(BaseASRModel):
 
     @torch.inference_mode()
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Greedy search; during the CTC warm-up, whose joiner has not trained yet, greedy CTC with the CTC head
-        (what the warm-up's evaluations should measure, at a CTC decode's cost)."""
+        """Greedy search over the whole batch at once (`rnnt_greedy.py`); during the CTC warm-up, whose joiner has
+        not trained yet, greedy CTC with the CTC head (what the warm-up's evaluations should measure, at a CTC
+        decode's cost)."""
         if self.warming_up:
             return self.tokenizer.decode_ctc_batch(*self.ctc_head_logits(waveforms.to(self.device),
                                                                          lengths.to(self.device)))
         enc, enc_lengths = self.encode(waveforms.to(self.device), lengths.to(self.device))
-        return [self.tokenizer.decode(self.greedy(enc[i, : int(n)]).tokens) for i, n in enumerate(enc_lengths)]
+        return [self.tokenizer.decode(ids) for ids in greedy_batch(self.model, enc, enc_lengths, self.blank,
+                                                                   MAX_SYMBOLS_PER_FRAME)]
 
     # --- streaming ---------------------------------------------------------------------------------------------
     def init_stream_state(self) -> dict[str, Any]:
