@@ -1,15 +1,17 @@
 """`asr-poc export RUN --format onnx [--int8]`: a CTC model as one ONNX file, and that file run by onnxruntime.
 
-The whole model goes into the graph, log-mel front end included (ONNX `STFT`): waveforms (batch, samples) and
-their lengths in, CTC logits (batch, frames, vocab) and frame lengths out, batch and time dynamic. It is traced by
-torch's dynamo exporter (`torch.onnx.export(dynamo=True)`, which needs `onnxscript`); the TorchScript exporter
-cannot export the complex STFT. A streaming model is exported with full context (what `transcribe` uses).
-`--int8` also writes a dynamically quantised copy (`onnxruntime.quantization.quantize_dynamic`: int8 weights of
-the linear layers, activations quantised on the fly; the log-mel front end stays float). The model's name, vocabulary and feature settings travel in
-the file's metadata (`asr_poc`), so `Transcriber.from_checkpoint("best.onnx")` needs nothing else. Before a file
-is renamed into place it is run in onnxruntime on lengths the tracer never saw and compared with eager torch: a
-graph that fails or computes other logits is refused (today the Emformer transducer's CTC head is: its padding
-arithmetic does not survive tracing). Files are written to a temporary name and renamed.
+The whole model goes into the graph, log-mel front end included: waveforms (batch, samples) and their lengths in,
+CTC logits (batch, frames, vocab) and frame lengths out, batch and time dynamic. What is traced is
+`models.traceable.traceable(model)`: the same weights and logits, with the STFT as matrix products over a fixed DFT
+basis (onnxruntime's own `STFT` op took half the time) and fewer, larger ops in the encoder. It is traced by torch's
+dynamo exporter (`torch.onnx.export(dynamo=True)`, which needs `onnxscript`). A streaming model is exported with
+full context (what `transcribe` uses). `--int8` also writes a dynamically quantised copy (`quantize_int8`: int8
+weights, one scale per output channel, of the encoder's matrix products; the front end and the final projection
+stay float). The model's name, vocabulary and feature settings travel in the file's metadata (`asr_poc`), so
+`Transcriber.from_checkpoint("best.onnx")` needs nothing else. Before a file is renamed into place it is run in
+onnxruntime on lengths the tracer never saw and compared with the eager model: a graph that fails or computes other
+logits is refused (today the Emformer transducer's CTC head is: its padding arithmetic does not survive tracing).
+Files are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import torch
 from .decoding.emissions import ctc_logits_fn
 from .io import fsync_folder
 from .models.interface import BaseASRModel
+from .models.traceable import traceable
 from .runs import Run
 from .text import CharTokenizer
 
@@ -46,8 +49,8 @@ class _CTCGraph(torch.nn.Module):
     """The exported function: (waveforms, lengths) -> (logits, frame_lengths).
 
     A model whose logits take a `chunk` (the conformer) is traced with one chunk longer than any input: full
-    context with a padding mask, the same frames as `chunk=None`, but without the data-dependent branch of the
-    eager path (`if (lengths < frames).any()`, which skips the mask at batch 1 and cannot be traced)."""
+    context, without the data-dependent branch of the eager path (`if (lengths < frames).any()`, which skips the
+    mask at batch 1 and cannot be traced)."""
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
@@ -73,7 +76,7 @@ def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
     path = Path(path)
     device, was_training = model.device, model.training
     model.cpu().eval()
-    graph = _CTCGraph(model).eval()
+    graph = _CTCGraph(traceable(model)).eval()  # the STFT as DFT matrix products (models/traceable.py)
     rate = model.sample_rate
     lengths = torch.tensor([int(s * rate) for s in EXAMPLE_SECONDS])
     waveforms = torch.randn(len(lengths), int(lengths.max()), generator=torch.Generator().manual_seed(0)) * 0.1
@@ -92,7 +95,7 @@ def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
                 "torch": torch.__version__, "quantized": False}
         onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
-        _check_export(graph, tmp, rate)
+        _check_export(_CTCGraph(model).eval(), tmp, rate)  # against the eager front end (torch.stft)
         _replace_atomically(tmp, path)
     except Exception as err:
         tmp.unlink(missing_ok=True)
@@ -112,8 +115,8 @@ def _check_export(graph: _CTCGraph, path: Path, rate: int) -> None:
 
     lengths = torch.tensor([int(0.77 * rate), int(1.23 * rate)])
     waveforms = torch.randn(2, int(lengths.max()), generator=torch.Generator().manual_seed(1)) * 0.1
-    with torch.no_grad():
-        ref, ref_frames = graph(waveforms, lengths)
+    with torch.no_grad():  # the eager model as `transcribe` runs it (full context, no chunk)
+        ref, ref_frames = graph.fn(waveforms, lengths)
     try:
         got, frames = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
             None, {"waveforms": waveforms.numpy(), "lengths": lengths.numpy()})
@@ -128,16 +131,22 @@ def _check_export(graph: _CTCGraph, path: Path, rate: int) -> None:
 
 
 def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """A dynamically quantised (int8 weights) copy of an exported file, metadata kept; returns the path."""
+    """A dynamically quantised copy of an exported file, metadata kept; returns the path.
+
+    Only the weight matrix products (`int8_nodes`) become int8, with one scale per output channel; activations
+    are quantised on the fly. Measured (benchmarks/README.md): convolutions as `ConvInteger` are slower than float
+    ones, per-tensor weight scales change more transcripts, and the front end must stay float.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32, path = Path(fp32), Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8, nodes_to_exclude=frontend_nodes(fp32))
+        quantize_dynamic(fp32, tmp, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8,
+                         nodes_to_quantize=int8_nodes(fp32))
         proto = onnx.load(tmp)
-        meta = {**read_metadata(fp32), "quantized": "int8 (dynamic)"}
+        meta = {**read_metadata(fp32), "quantized": "int8 (dynamic, per-channel weight MatMuls)"}
         onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
         _replace_atomically(tmp, path)
@@ -146,14 +155,39 @@ def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:
     return path
 
 
+FRONTEND_NAMES = ("frontend", "log_mel")  # the log-mel modules of the conformer and of whisper-ctc
+
+
 def frontend_nodes(path: str | os.PathLike) -> list[str]:
-    """Nodes that read the front end's constants (the mel filter bank): kept in float, since int8 mel weights
+    """Nodes that read the front end's constants (DFT basis, mel filter bank): kept in float, since int8 mel weights
     (values down to 1e-4) wreck the log-mel features (measured: every transcript changed, CER 0.49 -> 0.68)."""
     import onnx
 
     proto = onnx.load(str(path))
-    frontend = {i.name for i in proto.graph.initializer if "frontend" in i.name}
+    frontend = {i.name for i in proto.graph.initializer if any(k in i.name for k in FRONTEND_NAMES)}
     return [n.name for n in proto.graph.node if frontend.intersection(n.input)]
+
+
+def projection_node(proto) -> Optional[str]:
+    """The MatMul of the final projection: the first one met walking back from the `logits` output."""
+    producers = {out: node for node in proto.graph.node for out in node.output}
+    consts = {i.name for i in proto.graph.initializer}
+    node = producers.get("logits")
+    while node is not None and node.op_type != "MatMul":
+        node = next((producers[i] for i in node.input if i in producers and i not in consts), None)
+    return node.name if node is not None else None
+
+
+def int8_nodes(path: str | os.PathLike) -> list[str]:
+    """The MatMuls to quantise: those with a constant weight matrix, except the front end's and the final
+    projection (the logits' scale decides every greedy choice; it is one small matrix)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    consts = {i.name for i in proto.graph.initializer}
+    keep_float = set(frontend_nodes(path)) | {projection_node(proto)}
+    return [n.name for n in proto.graph.node
+            if n.op_type == "MatMul" and n.input[1] in consts and n.name not in keep_float]
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
@@ -220,6 +254,7 @@ class OnnxCTCModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # layer norm, GELU fusions ...
         self.threads = options.intra_op_num_threads
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 

@@ -63,12 +63,15 @@ def test_export_writes_both_files_atomically_with_metadata(exported):
     assert (folder / "best.int8.onnx").stat().st_size < 0.9 * (folder / "best.onnx").stat().st_size
     import onnx
 
-    from asr_poc.export import frontend_nodes
+    from asr_poc.export import frontend_nodes, projection_node
 
-    int8 = {n.name: n.op_type for n in onnx.load(str(folder / "best.int8.onnx")).graph.node}
-    kept = frontend_nodes(folder / "best.int8.onnx")  # the mel filter bank still feeds a float MatMul
-    assert kept and all(int8[name] == "MatMul" for name in kept)
-    assert "DynamicQuantizeLinear" in int8.values()  # the encoder's linear layers are quantised
+    proto = onnx.load(str(folder / "best.int8.onnx"))
+    int8 = {n.name: n.op_type for n in proto.graph.node}
+    kept = frontend_nodes(folder / "best.int8.onnx")  # window, DFT basis (cos, sin), mel filter bank: float
+    assert sorted(int8[name] for name in kept) == ["MatMul", "MatMul", "MatMul", "Mul"]
+    assert int8[projection_node(proto)] == "MatMul"  # the final projection stays float
+    assert "MatMulInteger" in int8.values()  # the encoder's linear layers are quantised ...
+    assert "ConvInteger" not in int8.values()  # ... and its convolutions are not
 
 
 def test_fp32_onnx_gives_the_eager_logits_and_transcripts_on_held_out_audio(exported):
@@ -143,3 +146,65 @@ def test_an_export_that_computes_other_logits_is_refused(exported):
     with pytest.raises(ExportError, match="computes other logits"):
         _check_export(_CTCGraph(other).eval(), folder / "best.onnx", 16000)
     _check_export(_CTCGraph(exported[0]).eval(), folder / "best.onnx", 16000)  # the model it came from passes
+
+
+def test_dft_frontend_matches_the_stft_front_ends():
+    """The exported STFT (a convolution over a DFT basis) against torch.stft, in log-mel features.
+
+    Measured max abs difference: power spectrum within 1e-6 of its peak; normalised log-mel features (values
+    around -1.5..2) 3.8e-5 for the conformer's `LogMel` on held-out speech (log10 of the quietest bins magnifies
+    float32 rounding), less for whisper's log-mel (floored 8 below the loudest bin)."""
+    from asr_poc.models.stft_matmul import DFTPowerSpectrogram, dft_frontend
+    from asr_poc.models.whisper_encoder import WhisperLogMel
+
+    wav = torch.randn(2, 20800, generator=torch.Generator().manual_seed(4)) * 0.1
+    wav[1, :16000] = torch.from_numpy(held_out_audio(1)[0][:16000])
+    n = torch.tensor([20800, 15000])
+    window = torch.hann_window(400)
+    power = DFTPowerSpectrogram(400, 160, window)(wav)
+    ref = torch.stft(wav, 400, 160, window=window, return_complex=True).abs() ** 2
+    assert power.shape == ref.shape and float((power - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    model = confident_model()
+    copy = dft_frontend(model)
+    assert copy.frontend is not model.frontend and copy.encoder is model.encoder  # weights shared, original intact
+    with torch.no_grad():
+        (got, frames), (want, want_frames) = copy.frontend(wav, n), model.frontend(wav, n)
+        assert torch.equal(frames, want_frames) and float((got - want).abs().max()) < 1e-4
+        whisper = torch.nn.Module()
+        whisper.log_mel = WhisperLogMel(80)
+        (got, _), (want, _) = dft_frontend(whisper).log_mel(wav, n), whisper.log_mel(wav, n)
+        assert float((got - want).abs().max()) < 1e-4
+
+
+def tiny_whisper_ctc():
+    from asr_poc.plugins import get_model_class
+
+    torch.manual_seed(0)
+    model = get_model_class("whisper-ctc")({"model": "whisper-ctc", "features": {}, "arch": {}, "vocab": VOCAB,
+                                            "extra": {"encoder_dims": {"n_mels": 80, "width": 64, "heads": 2,
+                                                                       "layers": 1}}}).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(30.0)
+    return model
+
+
+def test_whisper_ctc_exports_with_its_logits_and_transcripts(tmp_path):
+    from asr_poc.export import quantize_int8
+
+    model = tiny_whisper_ctc()
+    path = export_onnx(model, tmp_path / "w.onnx")
+    onnx_model = OnnxCTCModel(path)
+    audios = held_out_audio(3)
+    for audio in audios:
+        wav, n = torch.from_numpy(audio)[None], torch.tensor([len(audio)])
+        with torch.no_grad():
+            ref, ref_frames = model.encode(wav, n)
+        got, frames = onnx_model.ctc_logits(wav, n)
+        assert torch.equal(frames, ref_frames) and close(got, ref), float((got - ref).abs().max())
+    lengths = torch.tensor([len(a) for a in audios])
+    batch = torch.zeros(3, int(lengths.max()))
+    for i, a in enumerate(audios):
+        batch[i, : len(a)] = torch.from_numpy(a)
+    assert onnx_model.transcribe(batch, lengths) == model.transcribe(batch, lengths)
+    int8 = OnnxCTCModel(quantize_int8(path, tmp_path / "w.int8.onnx"))
+    assert len(int8.transcribe(batch, lengths)) == 3
