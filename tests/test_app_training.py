@@ -44,6 +44,8 @@ def test_a_bad_request_is_refused_with_a_clear_message(small_corpus: Path, tmp_p
         RunRequest(size="huge")
     with pytest.raises(ConfigError, match=r"batch_size = 'many': Input should be a valid integer"):
         RunRequest(batch_size="many")
+    with pytest.raises(ConfigError, match=r"^repeat = 0: Input should be greater than or equal to 1$"):
+        Adaptation(repeat=0)
     base = tiny_config(small_corpus, tmp_path)
     with pytest.raises(ConfigError) as refused:
         training.start(RunRequest(base=base, batch_size=0, model="nomodel"))

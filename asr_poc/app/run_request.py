@@ -15,19 +15,27 @@ from ..config import ConfigError, SizeName, deep_merge, format_validation_error,
     validate_config
 
 
-class Adaptation(BaseModel):
-    """Adapt `RunRequest.init_from` to a person's recordings (`asr_poc.adapt`): the corpus mixed with their clips."""
+class _Request(BaseModel):
+    """A frozen pydantic model whose wrong values are a `ConfigError` (one line a problem, as a config's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **fields: Any):
+        try:
+            super().__init__(**fields)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, schema=type(self))) from None
+
+
+class Adaptation(_Request):
+    """Adapt `RunRequest.init_from` to a person's recordings (`asr_poc.adapt`): the corpus mixed with their clips."""
 
     speaker: Optional[str] = None          # whose recordings (None: everyone's)
     repeat: Optional[int] = Field(None, ge=1)  # times each clip is seen per pass (None: a quarter of each epoch)
 
 
-class RunRequest(BaseModel):
+class RunRequest(_Request):
     """What to train. Types are checked here; values are checked once, by the config's schema, in `resolve`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     config_path: Optional[str] = None      # YAML merged over configs/default.yaml
     base: Optional[dict[str, Any]] = None  # or a config (a notebook's, a test's) to start from instead
@@ -44,13 +52,6 @@ class RunRequest(BaseModel):
     adaptation: Optional[Adaptation] = None
     root: Optional[str] = None             # the runs folder (checkpoint_dir)
     extra: dict[str, Any] = {}             # any other keys, dotted: {"training.seed": 3}
-
-    def __init__(self, **fields: Any):
-        """Raises `ConfigError` (one line a problem, as a config's) for a value of the wrong type."""
-        try:
-            super().__init__(**fields)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err, schema=RunRequest)) from None
 
     def config_values(self, model: str) -> dict[str, Any]:
         """The request as dotted config keys -> values (`model`: the run's model, for its size). `extra` comes
