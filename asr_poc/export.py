@@ -34,7 +34,7 @@ from .runs import Run
 from .text import CharTokenizer
 
 METADATA_KEY = "asr_poc"
-OPSET = 18
+OPSET = 23  # 23: ONNX `Attention`, one fused op per attention (onnxruntime >= 1.22 runs it on the CPU)
 EXAMPLE_SECONDS = (2.0, 1.5)  # two example utterances of different lengths: batch and time stay dynamic
 
 

@@ -2,13 +2,15 @@
 
 None of the changes touches a weight, and every module not named here is the original's:
 
-- the log-mel STFT becomes a DFT-basis matrix product (`stft_matmul.dft_frontend`);
+- the log-mel STFT becomes DFT-basis matrix products (`stft_matmul.dft_frontend`);
 - whisper-ctc's encoder always builds its padding mask (its eager `embed` drops an all-true mask, a branch on data
   that `torch.export` cannot trace; an all-true mask attends to the same keys);
-- the conformer encoder runs full context with a key padding mask (B, 1, 1, T) rather than the (B, 1, T, T) chunk
-  mask, and each depthwise convolution is one grouped `Conv` with the batch norm folded into its weights (eager
-  decoding's time-major loop is k slices, multiplies and adds per layer in a graph). Frames past an utterance's
-  end differ (they are never decoded); valid frames are the same.
+- the conformer encoder runs full context with the key padding mask of eager `transcribe` instead of the chunk
+  mask (which also lets padded frames see themselves), and each depthwise convolution is one grouped `Conv` with
+  the batch norm folded into its weights (eager decoding's time-major loop is k slices, multiplies and adds per
+  layer in a graph). Frames past an utterance's end differ (they are never decoded); valid frames are the same;
+- key padding masks are spelt out per query, (B, 1, T, T): ONNX `Attention` (opset 23), which the exporter makes
+  of `scaled_dot_product_attention`, takes no mask broadcast over queries in onnxruntime.
 """
 from __future__ import annotations
 
@@ -25,13 +27,18 @@ from .streaming import ConformerEncoder, ConvolutionModule
 from .whisper_encoder import WhisperEncoder
 
 
+def _query_by_key(keep: torch.Tensor) -> torch.Tensor:
+    """Key padding (B, T) as an attention mask (B, 1, T, T): ONNX `Attention` wants one row per query."""
+    return keep[:, None, None, :].expand(-1, 1, keep.shape[1], -1)
+
+
 def _embed_masked(encoder: WhisperEncoder, mels: torch.Tensor, frames: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`WhisperEncoder.embed` with the key padding mask (B, 1, 1, T') always returned."""
+    """`WhisperEncoder.embed` with the key padding mask (B, 1, T', T') always returned."""
     x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mels)))).transpose(1, 2)
     lengths = encoder.output_lengths(frames).clamp(max=x.shape[1])
     keep = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-    return x + encoder.positions[: x.shape[1]].to(x.dtype), lengths, keep[:, None, None, :]
+    return x + encoder.positions[: x.shape[1]].to(x.dtype), lengths, _query_by_key(keep)
 
 
 def _convolution_folded(module: ConvolutionModule, x: torch.Tensor, causal: bool = False,
@@ -52,7 +59,7 @@ def _encode_full_context(encoder: ConformerEncoder, x: torch.Tensor, lengths: to
                          chunk: Optional[int] = None, left_chunks: Optional[int] = None, causal: bool = False
                          ) -> torch.Tensor:
     """`ConformerEncoder.forward` with full context (`chunk` and `left_chunks` are not used): key padding mask."""
-    mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[:, None, None, :]
+    mask = _query_by_key(torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])
     for layer in encoder.conformer_layers:
         x, _, _ = layer(x, mask, causal)
     return x
