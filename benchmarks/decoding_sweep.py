@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from asr_poc.config import DecodingOptions, load_config
+from asr_poc.config import DecodingOptions, dataset_section, load_config
 from asr_poc.datasets.real_check import shipped_clips
 from asr_poc.decoding.beam import BeamSearchDecoder
 from asr_poc.decoding.emissions import ctc_log_probs
@@ -26,7 +26,7 @@ from asr_poc.evaluation import error_rates
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.plugins import load_dataset
 
-GRID = {"lexicon": [True, False], "lm_weight": [0.25, 0.5, 1.0, 2.0], "word_score": [-1.0, 0.0, 1.0, 2.0]}
+GRID = {"lexicon": [True, False], "lm_weight": [0.25, 0.5, 1.0, 2.0, 3.0], "word_score": [-3.0, -2.0, -1.0, 0.0, 1.0]}
 
 
 def halves(dataset) -> tuple[list[int], list[int]]:
@@ -52,7 +52,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = BaseASRModel.from_checkpoint(args.checkpoint)
-    data = load_dataset("real-check", load_config(None, ["dataset=real-check"]), "test")
+    data = load_dataset("real-check", dataset_section(load_config(None, ["dataset=real-check"])), "test")
     dev, test = halves(data)
     emissions, texts = [], []
     for i in range(len(data)):

@@ -308,3 +308,57 @@ def test_the_microphone_gets_a_transcript(site, playwright_sync, tmp_path: Path)
         assert page.errors == []
     finally:
         browser.close()
+
+
+def test_a_recording_with_beam_search_ends_in_the_text_its_audio_gets_as_an_upload(site, playwright_sync,
+                                                                                  tmp_path: Path):
+    """A real person (the CMU "go forward ten meters" clip) through Chromium's fake microphone with "beam search +
+    English word LM" chosen: the final text is what the same checkpoint and decoding make of the recorded audio
+    uploaded as a file (before, the recording's final text came from greedy decoding whatever was chosen)."""
+    from asr_poc.datasets.real_check import CLIPS_DIR, clip_audio
+    from asr_poc.decoding.lm import ENGLISH_LM, build_english_lm
+
+    english = site["root"] / ENGLISH_LM
+    if not (english / "words.arpa").is_file():
+        build_english_lm(english, vocabulary=1000, char_order=4)  # the Test tab offers it when the folder exists
+    samples, rate = sf.read(str(clip_audio("goforward", CLIPS_DIR)), dtype="float32")
+    samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, 48000).numpy()
+    padded = np.concatenate([np.zeros(48000, np.float32), samples, np.zeros(24000, np.float32)])
+    fake = tmp_path / "person-48k.wav"
+    sf.write(str(fake), padded, 48000, subtype="PCM_16")
+    browser = playwright_sync.chromium.launch(executable_path=CHROMIUM, args=[
+        *BASE_FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake}%noloop"])
+    try:
+        page = Page(browser, site["url"], permissions=["microphone"]).open()
+        choose_trained_checkpoint(page, site["trained"])
+        page.page.select_option(".asr-decoding select", label="beam search + English word LM (real speech)")
+        page.page.click(".asr-mic-button")
+        page.page.wait_for_selector(".asr-mic-button:has-text('Stop')", timeout=20_000)
+        page.page.wait_for_timeout(int(len(padded) / 48000 * 1000) + 500)
+        page.page.click(".asr-mic-button")
+        page.page.wait_for_selector(".asr-stats:has-text('microphone')", timeout=60_000)
+        heard = page.text(".asr-transcript").strip()
+        page.shot("11-microphone-beam-search")
+        recorded = page.page.evaluate("""async () => {
+            const src = document.querySelector('audio.asr-player').src;
+            const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());
+            let s = ''; for (const b of bytes) s += String.fromCharCode(b); return btoa(s);
+        }""")
+        import base64
+
+        upload = tmp_path / "recorded.wav"
+        upload.write_bytes(base64.b64decode(recorded))
+        assert 2.5 < sf.info(str(upload)).duration < 6 and sf.info(str(upload)).samplerate == 16000
+        page.upload(upload)
+        page.page.wait_for_selector(f".asr-stats:has-text('{upload.name}')", timeout=60_000)
+        from_file = page.text(".asr-transcript").strip()
+        print(f"microphone with beam search + English LM: {heard!r}; its audio uploaded: {from_file!r}")
+        assert heard and heard == from_file
+        words = set(heard.split())
+        lexicon = {line.split()[0] for line in (english / "lexicon.txt").read_text().splitlines() if line.strip()}
+        assert words <= lexicon, "the word LM's lexicon decoder made it: only words of the lexicon"
+        assert page.errors == []
+    finally:
+        browser.close()
+        shutil.rmtree(english, ignore_errors=True)  # later pages start greedy again, as before this test

@@ -223,3 +223,11 @@ def test_a_failing_system_gets_its_error_in_its_row_and_the_others_still_run():
     rows = run_side_by_side(np.zeros(16000, np.float32), [("a", broken), ("b", lambda s: "hello")])
     assert rows[0].error == "RuntimeError: model file is corrupt" and rows[0].rtf is None
     assert rows[1].text == "hello" and rows[1].audio_seconds == 1.0 and rows[1].rtf is not None
+
+
+def test_the_page_starts_with_the_english_word_lm_when_it_is_built():
+    from asr_poc.ui.test_panel import default_decoding
+
+    greedy, english = ("greedy (fastest)", {"method": "greedy"}), ("beam search + English word LM (real speech)", {})
+    assert default_decoding([greedy, ("beam search + word LM (lm/)", {}), english]) == 2
+    assert default_decoding([greedy]) == 0

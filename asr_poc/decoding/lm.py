@@ -187,7 +187,7 @@ def dataset_texts(config: dict, dataset: str, split: str = "train") -> list[str]
 
 
 ENGLISH_LM = "data/lm/english"  # where `make run` writes `lm build --source english` (git-ignored, beside the data)
-ENGLISH_LM_WEIGHT, ENGLISH_WORD_SCORE = 0.5, 0.0  # chosen on the synthetic dev split (benchmarks/real_speech_lm.py)
+ENGLISH_LM_WEIGHT, ENGLISH_WORD_SCORE = 2.0, 0.0  # tuned on half of real-check (benchmarks/decoding_sweep.py)
 
 
 def decoding_choices(config: dict) -> list[tuple[str, dict]]:

@@ -53,6 +53,13 @@ def checkpoint_options(root: Path) -> list[tuple[str, str]]:
     return options
 
 
+def default_decoding(choices: list[tuple[str, dict]]) -> int:
+    """The choice the Test tab starts with: beam search with the English word LM when it is built (it cut whisper-ctc's
+    real-speech WER by a quarter, tuned on half of real-check: benchmarks/README.md), else greedy."""
+    english = [i for i, (label, _) in enumerate(choices) if "English" in label]
+    return english[0] if english else 0
+
+
 def upload_refused(name: str, reason: str) -> str:
     """The Test tab's one line for an upload it cannot use (HTML): the file's name and why."""
     return f"<code>{html.escape(name)}</code> cannot be used: {html.escape(reason)}"
@@ -124,7 +131,8 @@ class TestPanel(w.VBox):
         choices = decoding_choices({"decoding": load_section("decoding", config_path, list(overrides))})
         self._decoding_sections = dict(enumerate(section for _, section in choices))
         self.decoding = w.Dropdown(description="decoding", options=[(label, i) for i, (label, _) in enumerate(choices)],
-                                   value=0, style={"description_width": "92px"}, layout=w.Layout(width="560px"))
+                                   value=default_decoding(choices), style={"description_width": "92px"},
+                                   layout=w.Layout(width="560px"))
         self.decoding.add_class("asr-decoding")
         self.comparison = w.HTML("")
         self.comparison.add_class("asr-comparison")
@@ -206,7 +214,15 @@ class TestPanel(w.VBox):
             if self._sessions is None:
                 self._sessions = SessionCache(max_seconds=self.max_seconds)
         keep = (self.checkpoint.value, self.compare_with.value)  # the A/B pair stays loaded
-        return self._sessions.get(path, self._decoding_sections[self.decoding.value], keep=keep)
+        from ..app.recognition import NoCTCOutput
+
+        try:
+            return self._sessions.get(path, self._decoding_sections[self.decoding.value], keep=keep)
+        except NoCTCOutput:  # e.g. whisper: it decodes with its own decoder, whatever is chosen for CTC models
+            session = self._sessions.get(path, None, keep=keep)
+            self.show_message(f"{session.model_name} decodes with its own decoder: the decoding choice applies to "
+                              "CTC models", "info")
+            return session
 
     def _preload(self) -> None:
         try:
