@@ -109,27 +109,32 @@ def open_session(checkpoint: str | os.PathLike, decoding: DecodingChoice = None,
 
 
 class SessionCache:
-    """Sessions by checkpoint file, loaded once per version of the file (its mtime); thread-safe."""
+    """Sessions by checkpoint file and decoding: a model is loaded once per version of its file (its mtime), and a
+    decoder (an LM takes seconds to read) once per decoding of it; thread-safe."""
 
     def __init__(self, max_seconds: Optional[float] = 600.0):
         self.max_seconds = max_seconds
-        self._loaded: dict[str, tuple[float, RecognitionSession]] = {}
+        self._loaded: dict[str, tuple[float, dict[str, RecognitionSession]]] = {}
         self._lock = threading.Lock()
 
     def get(self, checkpoint: str | os.PathLike, decoding: DecodingChoice = None,
             keep: Sequence[str] = ()) -> RecognitionSession:
         """The session of `checkpoint` with `decoding`; other files than `keep` and this one are let go."""
         path = str(Path(checkpoint).resolve())
+        wanted = DecodingOptions.from_dict(decoding)
+        key = wanted.model_dump_json()
         with self._lock:
             mtime = Path(path).stat().st_mtime
             cached = self._loaded.get(path)
             if cached is None or cached[0] != mtime:
-                wanted = {str(Path(k).resolve()) for k in keep if k}
-                self._loaded = {k: v for k, v in self._loaded.items() if k in wanted}
-                self._loaded[path] = (mtime, open_session(path, None, self.max_seconds))
-            session = self._loaded[path][1]
-        wanted_decoding = DecodingOptions.from_dict(decoding)
-        return session if session.decoding == wanted_decoding else session.with_decoding(wanted_decoding)
+                kept = {str(Path(k).resolve()) for k in keep if k}
+                self._loaded = {k: v for k, v in self._loaded.items() if k in kept}
+                greedy = open_session(path, None, self.max_seconds)
+                cached = self._loaded[path] = (mtime, {DecodingOptions().model_dump_json(): greedy})
+            sessions = cached[1]
+            if key not in sessions:
+                sessions[key] = next(iter(sessions.values())).with_decoding(wanted)
+            return sessions[key]
 
 
 _REFERENCES: dict[str, Reference] = {}

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..corpus_index import Entry, corpus_totals, duration_histogram, filter_entries, speakers_of
 from .file_player import FilePlayer
+from .style import error_span
 
 SPLITS = ("train", "dev", "test")
 LISTED = 200  # rows in the table and the player's list; the totals and histogram count every match
@@ -94,7 +95,7 @@ class DataBrowser(w.VBox):
         try:
             cfg = load_config(self.config_path, list(self.overrides), check_data=False)
         except ConfigError as err:
-            self.message.value = f"<span style='color:#b00020'>{html.escape('; '.join(err.problems))}</span>"
+            self.message.value = error_span(f"{html.escape('; '.join(err.problems))}")
             return
         names = [n for n in cfg["available_datasets"] if n in cfg["datasets"]]
         keep = self.dataset.value if self.dataset.value in names else cfg["dataset"]
@@ -119,7 +120,7 @@ class DataBrowser(w.VBox):
         except Exception as err:  # a data set not prepared, a bad config: one line, and the tab stays usable
             self.entries = []
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            self.message.value = f"<span style='color:#b00020'>{where}: {html.escape(reason)}</span>"
+            self.message.value = error_span(f"{where}: {html.escape(reason)}")
         else:
             self.message.value = ""
         self.speaker.options = [name for name, _ in speakers_of(self.entries)]
@@ -150,5 +151,5 @@ class DataBrowser(w.VBox):
         if entry is None:
             return
         problem = self.player.load(entry.audio)
-        self.message.value = (f"<span style='color:#b00020'>{html.escape(entry.id)}: {html.escape(problem)}</span>"
+        self.message.value = (error_span(f"{html.escape(entry.id)}: {html.escape(problem)}")
                               if problem else "")

@@ -17,6 +17,7 @@ from ..analysis import (Confusion, Details, DetailsError, compare, confusions, c
                         read_details, totals, worst)
 from ..runs import list_runs
 from .file_player import FilePlayer
+from .style import error_span
 
 OP_STYLES = {  # class and inline style of each kind of difference (inline: no stylesheet needed)
     "substitute": ("asr-sub", "background:#ffe0b2;color:#8a4b00;border-radius:3px;padding:0 2px"),
@@ -207,7 +208,7 @@ class ErrorPanel(w.VBox):
                 rows, names = pairs[:limit], ["A", "B"]
                 shared = [x for x, _ in pairs]
         except (DetailsError, OSError) as err:
-            self.message.value = f"<span style='color:#b00020'>{html.escape(str(err))}</span>"
+            self.message.value = error_span(html.escape(str(err)))
             self.table.value = self.summary.value = ""
             return
         self.message.value = ""
@@ -243,5 +244,4 @@ class ErrorPanel(w.VBox):
         utterance = next((u for u in self.details(self.source.value).utterances if str(u["id"]) == self.pick.value),
                          None)
         problem = self.player.load(utterance and utterance.get("audio"))
-        self.message.value = (f"<span style='color:#b00020'>{html.escape(self.pick.value)}: {html.escape(problem)}"
-                              "</span>" if problem else "")
+        self.message.value = error_span(f"{html.escape(self.pick.value)}: {html.escape(problem)}") if problem else ""

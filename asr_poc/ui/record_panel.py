@@ -28,6 +28,7 @@ from ..paths import resolve_path
 from ..runs import list_runs
 from .recorder import MicRecorder
 from .training_panel import form_config
+from .style import message_html
 
 MAX_SECONDS = 30.0
 MIN_ADAPT_MINUTES = 0.1
@@ -154,8 +155,7 @@ class RecordPanel(w.VBox):
         self.submit(lambda: None).result(timeout=timeout)
 
     def show_message(self, text: str, level: str = "info") -> None:
-        color = {"error": "#b00020", "warning": "#a15c00", "success": "#2e7d32"}.get(level, "#555")
-        self.message.value = f"<div class='asr-msg asr-msg-{level}' style='color:{color}'>{text}</div>"
+        self.message.value = message_html(text, level)
 
     # --- sentences and recordings --------------------------------------------------------------------------------
     def next_sentence(self) -> str:

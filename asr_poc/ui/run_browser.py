@@ -21,10 +21,12 @@ from ..runs import Run, default_root, list_runs
 from .charts import PALETTE, LineChart
 from .error_panel import ErrorPanel
 from .history import RunHistory, format_age
+from .style import COLORS
 
 COLUMNS = [("", "32px"), ("run", "290px"), ("state", "90px"), ("model", "90px"), ("dataset", "90px"),
            ("steps", "60px"), ("best CER", "75px"), ("best WER", "75px"), ("RTF", "70px"), ("age", "50px")]
-STATE_COLORS = {"running": "#2e7d32", "stopping": "#a15c00", "failed": "#b00020", "interrupted": "#b00020"}
+STATE_COLORS = {"running": COLORS["success"], "stopping": COLORS["warning"], "failed": COLORS["error"],
+                "interrupted": COLORS["error"]}
 EXTRA_COLUMN_WIDTH = "90px"
 
 

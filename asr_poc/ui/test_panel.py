@@ -27,6 +27,7 @@ from ..config import load_section
 from ..runs import default_root, list_runs
 from ..threads import set_decode_threads
 from .recorder import MicRecorder
+from .style import error_span, message_html
 
 if TYPE_CHECKING:  # torch comes with these: a page that never opens the Test tab does not import it
     from ..app.recognition import LiveStream, RecognitionSession, SessionCache
@@ -83,7 +84,7 @@ def comparison_html(rows: list) -> str:
     cells = []
     for row in rows:
         if row.error:
-            result = f"<td colspan='3' style='color:#b00020'>{html.escape(row.error)}</td>"
+            result = f"<td colspan='3'>{error_span(html.escape(row.error))}</td>"
         else:
             text = html.escape(row.text) if row.text else "<i>(no words recognised)</i>"
             speed = f"{row.rtf:.4f} ({1 / row.rtf:.0f}x faster than real time)" if row.rtf else "-"
@@ -401,8 +402,7 @@ class TestPanel(w.VBox):
         return [row.to_dict() for row in rows]
 
     def show_message(self, text: str, level: str = "info") -> None:
-        color = {"error": "#b00020", "warning": "#a15c00"}.get(level, "#555")
-        self.message.value = f"<div class='asr-msg asr-msg-{level}' style='color:{color}'>{text}</div>"
+        self.message.value = message_html(text, level)
 
     def submit(self, fn: Callable, *args) -> Future:
         """Run `fn` on the transcription thread; an unexpected error is shown in the panel, which keeps working."""

@@ -21,9 +21,10 @@ from ..runs import ACTIVE_STATES, Run, default_root, list_runs
 from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher
+from .style import COLORS, message_html
 
 RESUMABLE = ("stopped", "finished", "failed", "interrupted")
-LOG_COLORS = {"error": "#b00020", "warning": "#a15c00", "info": "#555"}
+LOG_COLORS = COLORS
 
 
 def button_states(state: Optional[str], has_last_checkpoint: bool) -> dict[str, bool]:
@@ -331,9 +332,7 @@ class TrainingPanel(w.VBox):
         self.progress_label.value = text
 
     def show_message(self, text: str, level: str = "info", title: str = "") -> None:
-        color = LOG_COLORS.get(level, "#555")
-        prefix = f"<b>{html.escape(title)}:</b> " if title else ""
-        self.message.value = f"<div class='asr-msg asr-msg-{level}' style='color:{color}'>{prefix}{text}</div>"
+        self.message.value = message_html(text, level, title)
 
     def _discover_loop(self) -> None:
         """Attach to a run started elsewhere (the command line, another browser) when the shown one is idle."""
