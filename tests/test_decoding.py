@@ -215,10 +215,14 @@ def test_test_tab_offers_beam_search_when_an_lm_exists(tmp_path, lm_folder):
         assert labels[3:] == english
         model = get_model_class("conformer")({"vocab": TOKENIZER.vocab, "encoder_dim": 32, "num_heads": 2,
                                               "num_layers": 1, "ffn_dim": 64, "kernel_size": 3})
-        transcriber = Transcriber(model)
+        from asr_poc.app.recognition import RecognitionSession
+
+        session = RecognitionSession(Transcriber(model))
         panel.decoding.value = 1
-        assert isinstance(panel._with_decoding(transcriber).decoder, BeamSearchDecoder)
+        chosen = session.with_decoding(panel._decoding_sections[panel.decoding.value])
+        assert isinstance(chosen.transcriber.decoder, BeamSearchDecoder)
         panel.decoding.value = 0
-        assert not isinstance(panel._with_decoding(transcriber).decoder, BeamSearchDecoder)
+        chosen = session.with_decoding(panel._decoding_sections[panel.decoding.value])
+        assert not isinstance(chosen.transcriber.decoder, BeamSearchDecoder)
     finally:
         panel.close()

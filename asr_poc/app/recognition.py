@@ -24,6 +24,7 @@ from ..audio import AudioSource, load_audio
 from ..bench.side_by_side import SAMPLE_RATE, Reference, Row, run_side_by_side
 from ..config import DecodingOptions
 from ..decoding.emissions import NoCTCOutput, ctc_logits_fn
+from ..decoding.lm import LMError
 from ..inference import StreamResult, StreamSession, Transcriber, Transcript
 
 DecodingChoice = DecodingOptions | dict | None

@@ -215,14 +215,14 @@ class TestPanel(w.VBox):
             if self._sessions is None:
                 self._sessions = SessionCache(max_seconds=self.max_seconds)
         keep = (self.checkpoint.value, self.compare_with.value)  # the A/B pair stays loaded
-        from ..app.recognition import NoCTCOutput
+        from ..app.recognition import LMError, NoCTCOutput
 
         try:
             return self._sessions.get(path, self._decoding_sections[self.decoding.value], keep=keep)
-        except NoCTCOutput:  # e.g. whisper: it decodes with its own decoder, whatever is chosen for CTC models
+        except (NoCTCOutput, LMError):  # e.g. whisper, or a vocabulary the LM cannot spell: it decodes with its own decoder, whatever is chosen for CTC models
             session = self._sessions.get(path, None, keep=keep)
-            self.show_message(f"{session.model_name} decodes with its own decoder: the decoding choice applies to "
-                              "CTC models", "info")
+            self.show_message(f"{session.model_name} decodes greedily here: the chosen beam search needs a "
+                              "character CTC model", "info")
             return session
 
     def _preload(self) -> None:
