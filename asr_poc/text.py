@@ -1,4 +1,4 @@
-"""Text normalisation (in one place) and the character CTC tokenizer saved inside every checkpoint.
+"""Text normalization (in one place) and the character CTC tokenizer saved inside every checkpoint.
 
 What a transcript keeps is set per data set (`datasets.<name>.text`, a `TextConfig`): `script: ascii` (the default,
 English as before) folds accents and keeps a-z; `script: any` keeps the letters of every script (Unicode categories
@@ -26,7 +26,7 @@ _SPACES = re.compile(r"\s+")
 
 
 class TextConfig(BaseModel):
-    """`datasets.<name>.text`: what the normaliser keeps of a transcript."""
+    """`datasets.<name>.text`: what the normalizer keeps of a transcript."""
 
     model_config = ConfigDict(extra="forbid")
     lowercase: bool = True
@@ -73,7 +73,7 @@ def normalize_text(text: str, settings: TextSettings = None) -> str:
 
 
 def vocabulary_text_config(symbols: Iterable[str]) -> TextConfig:
-    """The normalisation a vocabulary implies: ASCII if all its characters are (every checkpoint made before
+    """The normalization a vocabulary implies: ASCII if all its characters are (every checkpoint made before
     scripts were configurable), digits if it has some, lower case unless it has upper-case letters."""
     chars = [s for s in symbols if len(s) == 1]
     return TextConfig(lowercase=not any(c.isupper() for c in chars),
@@ -94,8 +94,8 @@ class CharTokenizer:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], settings: TextSettings = None) -> "CharTokenizer":
-        """A vocabulary of the characters of the training transcripts: normalised with `settings` when given, else
-        taken as they are (`BaseASRDataset.texts()` are normalised with the data set's `text` settings already)."""
+        """A vocabulary of the characters of the training transcripts: normalized with `settings` when given, else
+        taken as they are (`BaseASRDataset.texts()` are normalized with the data set's `text` settings already)."""
         texts = (normalize_text(t, settings) for t in texts) if settings is not None else texts
         chars = sorted({c for t in texts for c in t if not c.isspace()})
         symbols = [BLANK, UNK, WORD_DELIMITER] + chars
@@ -122,11 +122,11 @@ class CharTokenizer:
 
     @cached_property
     def text_config(self) -> TextConfig:
-        """How text is normalised for this vocabulary (see `vocabulary_text_config`)."""
+        """How text is normalized for this vocabulary (see `vocabulary_text_config`)."""
         return vocabulary_text_config(self.vocab)
 
     def encode(self, text: str) -> list[int]:
-        """Text -> ids (no blanks), normalised as the vocabulary implies; characters outside it become <unk>."""
+        """Text -> ids (no blanks), normalized as the vocabulary implies; characters outside it become <unk>."""
         return self._hf(normalize_text(text, self.text_config)).input_ids
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -46,7 +46,7 @@ def test_a_new_run_starts_from_the_init_checkpoint_weights_and_vocabulary(tiny_r
     assert after["config"]["vocab"] == start["config"]["vocab"] and after["step"] == 1
     for name, tensor in start["state_dict"].items():  # one step at lr 1e-9 from the same weights
         if "running_" in name or "num_batches" in name or "prior_mean" in name:  # running statistics (batch norm,
-            # the log-mel normaliser's prior) move in any training step
+            # the log-mel normalizer's prior) move in any training step
             continue
         assert torch.allclose(tensor.float(), after["state_dict"][name].float(), atol=1e-6), name
     assert any("initialised from" in e.get("message", "") for e in run.events())

@@ -1,7 +1,7 @@
 """Real corpora by name: LibriSpeech and Common Voice in their own layouts, and any lhotse recipe's manifests or Shar.
 
 Each corpus is a tiny folder made here in the real layout (tones stand in for speech): the tests show that it
-loads by name, splits, gives float32 waveforms at the configured rate and normalised text, feeds the training
+loads by name, splits, gives float32 waveforms at the configured rate and normalized text, feeds the training
 loader, and that a missing folder or a bad file is a one-line error that names it.
 """
 import shutil
@@ -74,7 +74,7 @@ def commonvoice(tmp_path) -> Path:
 
 
 def check_items(ds, rate: int, seconds: set[float]) -> None:
-    """Every item: a float32 mono tensor at `rate` lasting one of `seconds`, and a normalised transcript."""
+    """Every item: a float32 mono tensor at `rate` lasting one of `seconds`, and a normalized transcript."""
     for i in range(len(ds)):
         item = ds[i]
         assert item["waveform"].dtype == torch.float32 and item["waveform"].ndim == 1

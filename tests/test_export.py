@@ -151,7 +151,7 @@ def test_an_export_that_computes_other_logits_is_refused(exported):
 def test_dft_frontend_matches_the_stft_front_ends():
     """The exported STFT (a convolution over a DFT basis) against torch.stft, in log-mel features.
 
-    Measured max abs difference: power spectrum within 1e-6 of its peak; normalised log-mel features (values
+    Measured max abs difference: power spectrum within 1e-6 of its peak; normalized log-mel features (values
     around -1.5..2) 3.8e-5 for the conformer's `LogMel` on held-out speech (log10 of the quietest bins magnifies
     float32 rounding), less for whisper's log-mel (floored 8 below the loudest bin)."""
     from asr_poc.models.stft_matmul import DFTPowerSpectrogram, dft_frontend

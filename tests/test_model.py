@@ -67,7 +67,7 @@ def test_checkpoint_alone_rebuilds_the_model(tmp_path):
 
 def test_a_checkpoint_in_the_pre_spec_layout_loads(tmp_path):
     """Checkpoints written before the spec hold one flat config dict (format 1: the `models.conformer` keys beside
-    vocab, four feature keys and spec_augment) and no normalisation (no prior buffer): they load, as `none`."""
+    vocab, four feature keys and spec_augment) and no normalization (no prior buffer): they load, as `none`."""
     model = build()
     legacy = {**ConformerConfig(input_dim=80).model_dump(), "vocab": model.tokenizer.vocab, "spec_augment": True,
               "features": {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80}}
@@ -102,7 +102,7 @@ def test_the_spec_is_built_once_from_the_config_and_stored_as_plain_data(tmp_pat
     assert ConformerCTC(state["config"]).spec == spec
 
 
-def test_normalisation_and_its_prior_travel_in_the_checkpoint(tmp_path):
+def test_normalization_and_its_prior_travel_in_the_checkpoint(tmp_path):
     tok = CharTokenizer.from_texts(TEXTS)
     model = ConformerCTC({**ConformerConfig().model_dump(), "vocab": tok.vocab,
                           "features": {"normalize": "utterance"}})

@@ -81,9 +81,9 @@ def speechlike(seconds: float, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("normalize", ["utterance", "causal"])
-def test_normalisation_removes_a_constant_gain(normalize):
+def test_normalization_removes_a_constant_gain(normalize):
     """x and 3x (+9.5 dB) give the same features: exactly for `utterance`, to within prior_frames/(prior_frames+t)
-    of the offset for `causal` (the prior carries no gain), and not at all without normalisation."""
+    of the offset for `causal` (the prior carries no gain), and not at all without normalization."""
     wav = speechlike(3.0)
     lengths = torch.tensor([wav.numel()])
     for mode in (normalize, "none"):
@@ -102,7 +102,7 @@ def test_normalisation_removes_a_constant_gain(normalize):
             assert float(gap[-1]) < 0.07 * offset  # 20 prior frames against 300 heard
 
 
-def test_utterance_normalisation_streams_approximately():
+def test_utterance_normalization_streams_approximately():
     """`utterance` cannot be streamed exactly (it needs the future): streaming uses the causal running mean.
 
     The streamed frames drift from the offline ones by a mean that shrinks as the stream goes on; we state the
@@ -113,14 +113,14 @@ def test_utterance_normalisation_streams_approximately():
     frontend.prior_mean.copy_(frontend.log_mel(wav[None, :16000])[0].mean(-1))
     streamed = streamed_features(frontend, wav)
     assert streamed.shape == offline[0].shape
-    error = (streamed - offline[0]).abs().mean(-1)  # per frame, in normalised units (log10 / 4)
+    error = (streamed - offline[0]).abs().mean(-1)  # per frame, in normalized units (log10 / 4)
     assert float(error[:100].mean()) < 0.2 and float(error[-100:].mean()) < 0.05
     assert float(error[-100:].mean()) < float(error[:100].mean())
 
 
 def test_prior_mean_learns_the_training_data_level_and_none_has_no_buffer():
     none = LogMel(FeatureSpec())
-    assert "prior_mean" not in none.state_dict()  # checkpoints from before normalisation load unchanged
+    assert "prior_mean" not in none.state_dict()  # checkpoints from before normalization load unchanged
     frontend = LogMel(FeatureSpec(normalize="causal")).train()
     wav = speechlike(1.0)
     target = frontend.log_mel(wav[None])[0].mean(-1)

@@ -1,4 +1,4 @@
-"""Text normalisation and the CTC tokenizer."""
+"""Text normalization and the CTC tokenizer."""
 from asr_poc.text import CharTokenizer, normalize_text
 
 
@@ -46,14 +46,14 @@ def test_the_vocabulary_comes_from_the_training_texts_and_round_trips():
     tok = CharTokenizer.from_texts(texts)
     assert {"п", "न", "्", "2", "y"} <= set(tok.vocab) and not {" ", ",", "!"} & set(tok.vocab)
     assert tok.text_config.script == "any" and tok.text_config.keep == "letters+digits"
-    assert tok.decode(tok.encode("ПРИВЕТ, мир 2024!")) == "привет мир 2024"  # normalised as the vocabulary implies
+    assert tok.decode(tok.encode("ПРИВЕТ, мир 2024!")) == "привет мир 2024"  # normalized as the vocabulary implies
     assert tok.decode(tok.encode("नमस्ते")) == "नमस्ते"
     assert tok.encode("мирж") == [tok.vocab[c] for c in "мир"] + [tok.vocab["<unk>"]]  # ж is not in the texts
     # from raw texts with the data set's settings: the same vocabulary
     assert CharTokenizer.from_texts(["Привет, мир!", "नमस्ते दुनिया", "year 2024"], ANY).vocab == tok.vocab
 
 
-def test_old_ascii_vocabularies_normalise_as_before():
+def test_old_ascii_vocabularies_normalize_as_before():
     tok = CharTokenizer.from_texts(["hello world", "it's"])  # what every checkpoint so far holds
     assert tok.text_config.model_dump() == {"lowercase": True, "keep": "letters", "script": "ascii"}
     assert tok.decode(tok.encode("Héllo, WORLD 42!")) == "hello world"
@@ -77,7 +77,7 @@ def test_a_checkpoint_keeps_a_vocabulary_of_any_script(tmp_path):
     assert loaded.tokenizer.decode(loaded.tokenizer.encode("МИР 12")) == "мир 12"
 
 
-def test_a_data_set_normalises_with_its_text_settings(tmp_path):
+def test_a_data_set_normalizes_with_its_text_settings(tmp_path):
     import numpy as np
     import soundfile as sf
 

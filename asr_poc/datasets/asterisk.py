@@ -47,7 +47,7 @@ _ACRONYM = re.compile(r"\b[A-Z]{2,}\b")  # IAX, PBX: read letter by letter
 
 
 def script_to_text(script: str) -> Optional[str]:
-    """The normalised words a script line says, or None when they cannot be known exactly."""
+    """The normalized words a script line says, or None when they cannot be known exactly."""
     text = _DESCRIPTION.sub(" ", script).replace("#", " pound ").replace("*", " star ")
     text = _LONE_DIGIT.sub(lambda m: f" {DIGITS[int(m.group())]} ", text)
     if re.search(r"\d", text) or _ACRONYM.search(text):
@@ -73,7 +73,7 @@ def prompt_id(prompt: str) -> str:
 
 
 def check_set_prompts() -> tuple[set[str], set[str]]:
-    """(ids, normalised texts) of the real-check set's `asterisk` group: never trained on."""
+    """(ids, normalized texts) of the real-check set's `asterisk` group: never trained on."""
     clips = [c for c in shipped_clips() if c["group"] == CHECK_GROUP]
     return {c["id"] for c in clips}, {normalize_text(c["text"]) for c in clips}
 

@@ -47,7 +47,7 @@ class BaseASRDataset(Dataset, ABC):
     """A split of a speech corpus. Built from `(config, split)`; items are dicts with 'waveform' and 'text'.
 
     Subclasses implement `_load_data()` -> list[Utterance]. Waveforms come back as float32 tensors at the
-    config's `sample_rate`; texts are normalised (`asr_poc.text.normalize_text`).
+    config's `sample_rate`; texts are normalized (`asr_poc.text.normalize_text`).
     """
 
     name: ClassVar[str] = "base"

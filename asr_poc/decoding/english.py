@@ -4,7 +4,7 @@ The source is the US-English 3-gram that ships inside the `pocketsphinx` wheel (
 baseline), `model/en-us/en-us.lm.bin` from CMU Sphinx, under CMU's BSD-style licence (the wheel's LICENSE): 72,547
 words, 2.05M bigrams, 1.67M trigrams. It is read with numpy from PocketSphinx's binary trie (the layout of its
 `lm_trie.c`: 16-bit quantised bigram and trigram scores; PocketSphinx 5.1.1's own ARPA writer crashes on this
-model), written as ARPA, and cut to the `vocabulary` likeliest words that the transcripts' normalisation keeps
+model), written as ARPA, and cut to the `vocabulary` likeliest words that the transcripts' normalization keeps
 (lower-case a-z and '): n-grams with another word are dropped, the rest keep their probabilities and back-off
 weights (the mass of the dropped words is simply gone: scores shift, the order of two kept sentences does not).
 """

@@ -84,12 +84,12 @@ def spell(word: str) -> list[str]:
 
 
 def char_units(sentence: str) -> list[str]:
-    """A normalised sentence as the units of the character LM: its characters, `|` for each space."""
+    """A normalized sentence as the units of the character LM: its characters, `|` for each space."""
     return [WORD_DELIMITER if c == " " else c for c in sentence]
 
 
 def parse_hotwords(items: Iterable[str], default_weight: float = DEFAULT_HOTWORD_WEIGHT) -> dict[str, float]:
-    """`["acme", "zurich:3"]` -> {"acme": 2.0, "zurich": 3.0}; words are normalised like transcripts."""
+    """`["acme", "zurich:3"]` -> {"acme": 2.0, "zurich": 3.0}; words are normalized like transcripts."""
     out: dict[str, float] = {}
     for item in items:
         word, sep, weight = str(item).rpartition(":") if ":" in str(item) else (str(item), "", "")
