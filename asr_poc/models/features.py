@@ -125,6 +125,21 @@ class LogMel(torch.nn.Module):
         return feats.transpose(1, 2), frames
 
 
+def add_centred_samples(samples: torch.Tensor, state: dict, pad: int, final: bool) -> None:
+    """Append new samples to `state["pending"]` as `torch.stft(center=True)` pads the whole signal: reflect padding
+    of `pad` samples before the first (once `pad` + 1 have arrived) and, at `final`, after the last. `state` holds
+    "pending", "tail" (the last pad + 1 samples) and "started"."""
+    samples = samples.detach().float().reshape(-1).cpu()
+    if samples.numel():
+        state["tail"] = torch.cat([state["tail"], samples])[-(pad + 1):]
+        state["pending"] = torch.cat([state["pending"], samples])
+    if not state["started"] and state["pending"].numel() > pad:
+        head = state["pending"][1 : pad + 1].flip(0)
+        state["pending"], state["started"] = torch.cat([head, state["pending"]]), True
+    if final and state["started"]:
+        state["pending"] = torch.cat([state["pending"], state["tail"][-pad - 1 : -1].flip(0)])
+
+
 class StreamingLogMel:
     """Log-mel frames computed incrementally: the frames `LogMel` computes on the whole waveform.
 
@@ -152,18 +167,10 @@ class StreamingLogMel:
 
     def __call__(self, samples: torch.Tensor, state: dict, final: bool = False) -> torch.Tensor:
         """New samples -> the log-mel frames (frames, n_mels) that became complete; `state` is updated in place."""
-        samples = samples.detach().float().reshape(-1).cpu()
-        if samples.numel():
-            state["tail"] = torch.cat([state["tail"], samples])[-(self.pad + 1):]
-            state["pending"] = torch.cat([state["pending"], samples])
-        if not state["started"] and state["pending"].numel() > self.pad:
-            head = state["pending"][1 : self.pad + 1].flip(0)  # reflect padding, as torch.stft(center=True)
-            state["pending"], state["started"] = torch.cat([head, state["pending"]]), True
-        if final:
-            if not state["started"]:  # shorter than half a window: the offline frontend cannot read it either
-                state["pending"] = torch.zeros(0)
-                return torch.zeros(0, self.mel_scale.n_mels)
-            state["pending"] = torch.cat([state["pending"], state["tail"][-self.pad - 1 : -1].flip(0)])
+        add_centred_samples(samples, state, self.pad, final)
+        if final and not state["started"]:  # shorter than half a window: the offline frontend cannot read it either
+            state["pending"] = torch.zeros(0)
+            return torch.zeros(0, self.mel_scale.n_mels)
         pending = state["pending"]
         if not state["started"] or pending.numel() < self.n_fft:
             return torch.zeros(0, self.mel_scale.n_mels)

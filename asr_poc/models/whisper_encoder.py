@@ -14,6 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -21,8 +22,11 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from .streaming import chunk_mask
+
 SAMPLE_RATE, N_FFT, HOP_LENGTH = 16000, 400, 160  # whisper's features: 25 ms windows every 10 ms
 MAX_FRAMES = 1500  # encoder frames (20 ms each) that the positional embedding covers: 30 s
+FLOOR = 8.0  # log10 power is floored 8 below the loudest bin (80 dB)
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 CT2_BFLOAT16 = 5
 LAYER = re.compile(r"encoder/layer_(\d+)/")
@@ -38,10 +42,13 @@ class EncoderDims:
 
 class WhisperLogMel(nn.Module):
     """Waveforms (B, T) at 16 kHz -> whisper's log-mel (B, n_mels, frames): log10 power, floored 8 below the
-    utterance's loudest bin, scaled (x + 4) / 4 (`whisper.audio.log_mel_spectrogram`, per utterance of a batch)."""
+    utterance's loudest bin, scaled (x + 4) / 4 (`whisper.audio.log_mel_spectrogram`, per utterance of a batch).
 
-    def __init__(self, n_mels: int = 80):
+    `causal`: floored 8 below the loudest bin up to each frame instead, which a stream can compute as it goes."""
+
+    def __init__(self, n_mels: int = 80, causal: bool = False):
         super().__init__()
+        self.causal = causal
         fbanks = torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, n_mels, SAMPLE_RATE,
                                                        norm="slaney", mel_scale="slaney")  # = librosa.filters.mel
         self.register_buffer("filters", fbanks.T.contiguous(), persistent=False)
@@ -58,8 +65,17 @@ class WhisperLogMel(nn.Module):
             log_spec = (self.filters @ power).clamp_min(1e-10).log10()
         frames = self.frames(lengths).clamp(max=log_spec.shape[-1])
         valid = torch.arange(log_spec.shape[-1], device=log_spec.device)[None, :] < frames[:, None]
+        if self.causal:
+            return (causal_floor(log_spec, valid) + 4.0) / 4.0, frames
         loudest = log_spec.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=(1, 2), keepdim=True)
-        return (torch.maximum(log_spec, loudest - 8.0) + 4.0) / 4.0, frames
+        return (torch.maximum(log_spec, loudest - FLOOR) + 4.0) / 4.0, frames
+
+
+def causal_floor(log_spec: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """log10 power (B, n_mels, T) floored 8 below the loudest bin up to each frame (a running maximum)."""
+    per_frame = log_spec.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=1)  # (B, T)
+    loudest = torch.cummax(per_frame, dim=1).values
+    return torch.maximum(log_spec, (loudest - FLOOR)[:, None, :])
 
 
 class Block(nn.Module):
@@ -97,21 +113,37 @@ class WhisperEncoder(nn.Module):
     def output_lengths(frames: torch.Tensor) -> torch.Tensor:
         return (frames - 1) // 2 + 1
 
-    def embed(self, mels: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-mel (B, n_mels, T) -> (frames (B, T', width) with positions, lengths, attention mask or None)."""
+    def embed(self, mels: torch.Tensor, frames: torch.Tensor, chunk: Optional[int] = None,
+              left_chunks: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-mel (B, n_mels, T) -> (frames (B, T', width) with positions, lengths, attention mask or None).
+
+        `chunk` (frames): each frame attends to its chunk and `left_chunks` chunks before it (all: None), as a
+        stream computes it; inputs may then be longer than 30 s (`position_rows`)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mels)))).transpose(1, 2)
-        if x.shape[1] > MAX_FRAMES:
+        if x.shape[1] > MAX_FRAMES and chunk is None:
             raise ValueError(f"{x.shape[1]} encoder frames: whisper's encoder takes at most {MAX_FRAMES} (30 s)")
         lengths = self.output_lengths(frames).clamp(max=x.shape[1])
-        keep = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-        mask = None if bool(keep.all()) else keep[:, None, None, :]
-        return x + self.positions[: x.shape[1]].to(x.dtype), lengths, mask
+        if chunk is not None:
+            mask = ~chunk_mask(lengths, x.shape[1], chunk, left_chunks)[:, None]  # (B, 1, T, T), True = may attend
+        else:
+            keep = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
+            mask = None if bool(keep.all()) else keep[:, None, None, :]
+        return x + position_rows(self.positions, 0, x.shape[1]).to(x.dtype), lengths, mask
 
     def forward(self, mels: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, lengths, mask = self.embed(mels, frames)
         for block in self.blocks:
             x = block(x, mask)
         return self.ln_post(x), lengths
+
+
+def position_rows(table: torch.Tensor, start: int, count: int) -> torch.Tensor:
+    """Rows start..start+count of whisper's positional table, continued by `sinusoids` past its 1,500 frames."""
+    if start + count <= table.shape[0]:
+        return table[start : start + count]
+    longer = sinusoids(start + count, table.shape[1]).to(table)
+    longer[: table.shape[0]] = table
+    return longer[start : start + count]
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
