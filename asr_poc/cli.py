@@ -4,19 +4,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Callable, Optional
 
 from . import __version__
-from .analysis import build_details, csv_path, details_path, write_details
+from .app import comparison, data, evaluation, export, language_models, runs, settings
 from .app import training as app_training
-from .bench.report import markdown
-from .config import ConfigError, dataset_section, load_config
-from .decoding.lm import build_english_lm, build_lm, dataset_texts, parse_hotwords, text_file_sentences
-from .io import dump_yaml
-from .plugins import load_dataset
-from .runs import Run, list_runs
-from .ui.history import format_age
+from .app.analysis import csv_path
+from .app.evaluation import resolve_device  # noqa: F401 - `asr_poc.cli.resolve_device`, as before
+from .app.settings import ConfigError
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -26,16 +21,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from .datasets import real_check, synthetic  # torch: loaded only by the commands that need it
-
     if args.name == "real-check":
-        print(real_check.prepare(args.out or "data/real-check"))
+        print(data.prepare_real_check(args.out or "data/real-check"))
         return 0
     if args.name == "asterisk":
-        from .datasets import asterisk
-
         try:
-            out, dropped = asterisk.prepare(args.out or "data/asterisk", debs=args.debs)
+            out, dropped = data.prepare_asterisk(args.out or "data/asterisk", debs=args.debs)
         except (RuntimeError, FileNotFoundError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -48,9 +39,8 @@ def cmd_prepare(args) -> int:
         return 2
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     try:
-        out = synthetic.generate_corpus(out=args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
-                                        progress=True, engines=engines,
-                                        **({} if args.english_share is None else {"english_share": args.english_share}))
+        out = data.generate_synthetic(args.out or "data/synthetic", utterances=args.utterances, seed=args.seed,
+                                      engines=engines, english_share=args.english_share)
     except (RuntimeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -91,7 +81,7 @@ def cmd_train(args) -> int:
         print("error: --background does not go with torchrun (torchrun is the launcher)", file=sys.stderr)
         return 2
     if args.create_only:
-        run = Run.open(args.resume, root=args.root) if args.resume else app_training.create(_train_request(args))
+        run = runs.open_run(args.resume, root=args.root) if args.resume else app_training.create(_train_request(args))
         print(run.path)
         return 0
     background = "process" if args.background else "foreground"
@@ -128,13 +118,7 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
 
 
 def cmd_runs(args) -> int:
-    rows = []
-    for run in list_runs(args.root):
-        s = run.status
-        rows.append({"run": run.path.name, "path": str(run.path), "state": s.get("state"), "model": s.get("model"),
-                     "dataset": s.get("dataset"), "step": s.get("step"), "epoch": s.get("epoch"),
-                     "best_cer": s.get("best_cer"), "best_wer": s.get("best_wer"),
-                     "age_seconds": time.time() - float(s.get("started") or run.path.stat().st_mtime)})
+    rows = [row.to_dict() for row in runs.run_rows(args.root)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -146,28 +130,15 @@ def cmd_runs(args) -> int:
     for r in rows:
         print(f"{r['run']:<36} {str(r['state']):<11} {str(r['model']):<10} {str(r['dataset']):<10} "
               f"{str(r['step'] or 0):>6} {_fmt(r['best_cer']):>6} {_fmt(r['best_wer']):>6} "
-              f"{format_age(r['age_seconds']):>5}")
+              f"{runs.format_age(r['age_seconds']):>5}")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .decoding.beam import decoded_model  # torch: loaded only by the commands that need it
-    from .evaluation import evaluate
-    from .models.interface import BaseASRModel  # torch: loaded only by the commands that need it
-
-    checkpoint = _eval_checkpoint(args.checkpoint)
-    model = BaseASRModel.from_checkpoint(checkpoint, device=resolve_device(args.device))
-    cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
-    section = {**dataset_section(cfg), "sample_rate": model.sample_rate}
-    dataset = load_dataset(args.dataset, section, args.split)
-    decoded, decoding = decoded_model(model, cfg.get("decoding"))
-    result = evaluate(decoded, dataset, limit=args.limit, batch_size=args.batch_size, progress=not args.json)
-    summary = {"checkpoint": str(checkpoint), "dataset": args.dataset, "split": args.split,
-               "utterances": result["utterances"], "wer": result["wer"], "cer": result["cer"], "rtf": result["rtf"],
-               "rtfx": 1 / result["rtf"] if result["rtf"] else None, "audio_seconds": result["audio_seconds"],
-               "decoding": decoding.label(), "decoding_options": decoding.to_dict()}
-    if args.details:
-        summary["details"] = str(_write_eval_details(checkpoint, dataset, summary, result))
+    summary = evaluation.evaluate_checkpoint(
+        args.checkpoint, args.dataset, args.split, config_path=args.config, overrides=args.overrides,
+        limit=args.limit, batch_size=args.batch_size, device=args.device, details=args.details,
+        progress=not args.json)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -180,44 +151,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _eval_checkpoint(spec: str):
-    """`eval`'s first argument as a checkpoint file: the file itself, or a run's (folder or id) best.pt, else last.pt."""
-    from pathlib import Path
-
-    if Path(spec).is_file():
-        return Path(spec)
-    if Path(spec).suffix == ".pt":
-        raise FileNotFoundError(f"checkpoint {spec} not found")
-    run = Run.open(spec)
-    for candidate in (run.best_checkpoint, run.last_checkpoint):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"run {run.id} has no best.pt or last.pt yet")
-
-
-def _write_eval_details(checkpoint, dataset, summary: dict, result: dict):
-    """Write `eval --details`: each utterance's texts, WER, CER and word alignment beside the checkpoint."""
-    import os
-
-    items = {str(u.id): u for u in getattr(dataset, "items", [])}
-    audio = {i: str(u.audio) for i, u in items.items() if isinstance(u.audio, (str, os.PathLike))}
-    durations = {i: float(u.duration) for i, u in items.items()}
-    lines = build_details(summary, [str(i) for i in result["ids"]], result["references"], result["hypotheses"],
-                          audio=audio, durations=durations)
-    return write_details(details_path(checkpoint, summary["dataset"], summary["split"]), lines)
-
-
 def cmd_transcribe(args) -> int:
     from tqdm import tqdm
 
-    from .inference import Failure, Transcriber  # torch: loaded only by the commands that need it
-
-    transcriber = Transcriber.from_checkpoint(args.checkpoint, device=resolve_device(args.device))
     results = []
-    bar = tqdm(args.files, desc="transcribing", unit="file", file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(evaluation.transcribe_files(args.checkpoint, args.files, device=args.device), total=len(args.files),
+               desc="transcribing", unit="file", file=sys.stderr, dynamic_ncols=True,
                disable=len(args.files) < PROGRESS_MIN_FILES)
-    for path in bar:  # a line per file as soon as it is done; the bar (stderr) stays below the lines
-        r = transcriber.transcribe_files([path])[0]
+    Failure = evaluation.Failure  # torch: loaded only by the commands that need it
+    for r in bar:  # a line per file as soon as it is done; the bar (stderr) stays below the lines
         results.append(r)
         if args.json:
             line = json.dumps(r.to_dict())
@@ -232,36 +174,24 @@ def cmd_transcribe(args) -> int:
 PROGRESS_MIN_FILES = 5  # `transcribe` shows a progress bar from this many files on
 
 
-def resolve_device(name: str) -> str:
-    """`auto` -> `cuda` when a GPU is there, else `cpu`; any other name as given (a missing GPU is one line)."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA GPU is available (use auto or cpu)")
-    return name
-
-
 def _add_device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda, "
                    "cuda:N or mps")
 
 
 def cmd_config_show(args) -> int:
-    print(dump_yaml(load_config(args.config, args.overrides, check_data=args.check_data)), end="")
+    print(settings.config_yaml(args.config, args.overrides, check_data=args.check_data), end="")
     return 0
 
 
 def cmd_bench(args) -> int:
     import importlib.util
 
-    from .bench import BenchOptions, run_bench  # torch: loaded only by the commands that need it
-
     if not args.no_write and importlib.util.find_spec("matplotlib") is None:  # say so before minutes of measuring
         print("error: the bench's plot needs matplotlib: pip install 'asr-poc[bench]' (or use --no-write)",
               file=sys.stderr)
         return 2
+    BenchOptions = comparison.BenchOptions  # torch: loaded only by the commands that need it
     options = BenchOptions(
         systems=args.systems, config_path=args.config, overrides=args.overrides, dataset=args.dataset,
         split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
@@ -270,11 +200,11 @@ def cmd_bench(args) -> int:
         training=not args.no_training, train_steps=args.train_steps, cuda=not args.no_cuda, root=args.root,
         lm_path=args.lm, export=args.export,
         out=None if args.no_write else args.out, name=args.name, progress=not args.json)
-    result = run_bench(options)
+    result = comparison.run_bench(options)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:
-        print(markdown(result))
+        print(comparison.report_markdown(result))
         for kind, path in (result.get("files") or {}).items():
             print(f"{kind}: {path}")
     return 0
@@ -288,21 +218,22 @@ def cmd_dashboard(args) -> int:
 
 
 def cmd_lm_build(args) -> int:
-    hotwords = parse_hotwords(args.hotwords or [])
+    hotwords = language_models.parse_hotwords(args.hotwords or [])
     if args.source == "english":
-        manifest = build_english_lm(args.out, vocabulary=args.vocabulary or None, char_order=args.char_order,
-                                    hotwords=hotwords)
+        manifest = language_models.build_english_lm(args.out, vocabulary=args.vocabulary or None,
+                                                    char_order=args.char_order, hotwords=hotwords)
         what = f"PocketSphinx's English {manifest['order']}-gram" + (f", its {args.vocabulary} likeliest words"
                                                                    if args.vocabulary else "")
     else:
         if args.text:
-            texts = [s for path in args.text for s in text_file_sentences(path)]
+            texts = [s for path in args.text for s in language_models.text_file_sentences(path)]
             source = {"text": [str(p) for p in args.text]}
         else:
-            cfg = load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
-            texts, source = dataset_texts(cfg, args.dataset, args.split), {"dataset": args.dataset, "split": args.split}
-        manifest = build_lm(texts, args.out, order=args.order, char_order=args.char_order, hotwords=hotwords,
-                            source=source)
+            cfg = settings.load_config(args.config, [f"dataset={args.dataset}", *args.overrides])
+            texts = language_models.dataset_texts(cfg, args.dataset, args.split)
+            source = {"dataset": args.dataset, "split": args.split}
+        manifest = language_models.build_lm(texts, args.out, order=args.order, char_order=args.char_order,
+                                            hotwords=hotwords, source=source)
         what = f"{manifest['sentences']} sentences, {args.order}-gram word LM"
     print(f"{args.out}: {what} ({' / '.join(map(str, manifest['ngrams']))} n-grams), {manifest['lexicon_words']} "
           f"words in the lexicon, {args.char_order}-gram character LM")
@@ -311,9 +242,7 @@ def cmd_lm_build(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_checkpoint, resolve_checkpoint  # torch: loaded only by the commands that need it
-
-    result = export_checkpoint(resolve_checkpoint(args.run, root=args.root), int8=args.int8, out_dir=args.out)
+    result = export.export_run(args.run, root=args.root, int8=args.int8, out_dir=args.out)
     if args.json:
         print(json.dumps(result, indent=1))
     else:

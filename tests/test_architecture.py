@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
@@ -23,6 +24,25 @@ def lint_imports(project: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+FACES = "the faces (ui, cli, __main__) import only asr_poc.app"
+FACE_MODULES = {"asr_poc.ui", "asr_poc.cli", "asr_poc.__main__"}
+
+
+def contract(name: str) -> dict:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return next(c for c in config["tool"]["importlinter"]["contracts"] if c["name"] == name)
+
+
+def test_the_faces_contract_forbids_every_module_but_the_application_layer():
+    """The faces' contract lists what they may not import; a module added to the package is on that list, or the
+    faces could import it unchecked."""
+    faces = contract(FACES)
+    assert set(faces["source_modules"]) == FACE_MODULES
+    package = {f"asr_poc.{p.stem}" for p in (ROOT / "asr_poc").glob("*.py") if p.stem != "__init__"}
+    package |= {f"asr_poc.{p.name}" for p in (ROOT / "asr_poc").iterdir() if (p / "__init__.py").is_file()}
+    assert set(faces["forbidden_modules"]) == package - FACE_MODULES - {"asr_poc.app"}
+
+
 def test_the_layer_contracts_hold():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -35,6 +55,8 @@ def test_the_layer_contracts_hold():
     ("asr_poc/datasets/ljspeech.py", "from ..models import interface as _models", "data knows no model"),
     ("asr_poc/runs.py", "from . import config as _config", "layers"),  # the ground floor reaching up
     ("asr_poc/training/trainer.py", "from ..ui import history as _ui", "nothing below the screens imports them"),
+    ("asr_poc/ui/run_browser.py", "from ..runs import list_runs as _runs", FACES),  # a panel reaching past the app
+    ("asr_poc/cli.py", "from .bench import report as _bench", FACES),
 ])
 def test_a_forbidden_import_breaks_the_contract(tmp_path: Path, module: str, bad_import: str, contract: str):
     """A copy of the package with one import added that the contracts forbid: lint-imports fails and names it."""

@@ -12,7 +12,7 @@ import bqplot as bq
 import ipywidgets as w
 import numpy as np
 
-from ..corpus_index import Entry, corpus_totals, duration_histogram, filter_entries, speakers_of
+from ..app.data import Entry, corpus_totals, duration_histogram, filter_entries, speakers_of
 from .file_player import FilePlayer
 from .style import error_span
 
@@ -90,7 +90,7 @@ class DataBrowser(w.VBox):
     # --- reading ----------------------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """List the config's data sets (keeping the choice) and read the chosen split again if its files changed."""
-        from ..config import ConfigError, load_config  # validating the config imports the plugins (torch)
+        from ..app.settings import ConfigError, load_config  # validating the config imports the plugins (torch)
 
         try:
             cfg = load_config(self.config_path, list(self.overrides), check_data=False)
@@ -109,7 +109,7 @@ class DataBrowser(w.VBox):
 
     def load(self) -> None:
         """Read the chosen data set's split (cached until its files change), then filter."""
-        from ..corpus_index import corpus_entries  # imports the data set plugins (torch) on first use
+        from ..app.data import corpus_entries  # imports the data set plugins (torch) on first use
 
         if not self.dataset.value:
             return

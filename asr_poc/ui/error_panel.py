@@ -1,7 +1,7 @@
 """Errors of a run (in the Runs tab): the worst utterances of an evaluation with the differences coloured, playback,
 a second evaluation beside it on the same utterances, and the most frequent word and character confusions.
 
-It reads the details files `asr-poc eval RUN --details` writes (`asr_poc.analysis`); it imports no torch.
+It reads the details files `asr-poc eval RUN --details` writes (`asr_poc.app.analysis`); it imports no torch.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from typing import Optional, Sequence
 
 import ipywidgets as w
 
-from ..analysis import (Confusion, Details, DetailsError, compare, confusions, csv_path, details_csv, list_details,
-                        read_details, totals, worst)
-from ..runs import list_runs
+from ..app.analysis import (Confusion, Details, DetailsError, compare, confusions, csv_path, details_csv, evaluations,
+                            read_details, totals, worst)
 from .file_player import FilePlayer
 from .style import error_span
 
@@ -104,11 +103,7 @@ def csv_link(details: Details) -> str:
 
 def details_choices(root: os.PathLike) -> list[tuple[str, str]]:
     """(label, path) of every details file under the runs folder, newest run first."""
-    choices = []
-    for run in list_runs(root):
-        for path in list_details(run.path):
-            choices.append((f"{run.id}: {path.stem}", str(path)))
-    return choices
+    return [(label, str(path)) for label, path in evaluations(root)]
 
 
 class ErrorPanel(w.VBox):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..app.progress import estimate
-from ..runs import scores_at_best
+from ..app.runs import scores_at_best
 
 MAX_LOG_LINES = 300
 
@@ -145,11 +145,3 @@ def format_seconds(seconds: Optional[float]) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def format_age(seconds: float) -> str:
-    """`45s`, `12m`, `3h`, `2d` ago."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{max(seconds, 0):.0f}s"

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..app import training
 from ..app.training import Adaptation, RunAlreadyActive, RunRequest
-from ..paths import resolve_path
-from ..runs import list_runs
+from ..app.runs import list_runs
+from ..app.settings import resolve_path
 from .recorder import MicRecorder
 from .training_panel import form_config
 from .style import message_html
@@ -135,9 +135,9 @@ class RecordPanel(w.VBox):
     def store(self):
         """The recordings store (imported on first use: it reads audio with torchaudio, which imports torch)."""
         if self._store is None:
-            from ..datasets.recordings import RecordingStore  # torch (audio): loaded when the tab is used
+            from ..app.data import recording_store  # torch (audio): loaded when the tab is used
 
-            self._store = RecordingStore(self.recordings_path)
+            self._store = recording_store(self.recordings_path)
         return self._store
 
     def submit(self, fn: Callable, *args) -> Future:
@@ -161,15 +161,15 @@ class RecordPanel(w.VBox):
     def next_sentence(self) -> str:
         """Put a new sentence from the synthetic corpus's grammar in the text box (seeded per panel)."""
         if self._sentences is None:
-            from ..datasets.synthetic import SentenceGenerator  # imports torch via the atomic writers
+            from ..app.data import sentence_generator  # imports torch via the atomic writers
 
-            self._sentences = SentenceGenerator(seed=self.seed + 7919)
+            self._sentences = sentence_generator(seed=self.seed + 7919)
         self.sentence.value = self._sentences.sentence()
         return self.sentence.value
 
     def save_recording(self, audio: np.ndarray, sample_rate: int = 16000) -> Any:
         """Save a recording with the text box's sentence and the speaker's name; show why if it cannot be."""
-        from ..datasets.recordings import RecordingError  # torch (audio): loaded when the tab is used
+        from ..app.data import RecordingError  # torch (audio): loaded when the tab is used
 
         try:
             clip = self.store.add(audio, self.sentence.value, self.speaker.value, source_rate=sample_rate)
@@ -196,7 +196,7 @@ class RecordPanel(w.VBox):
 
     def delete_selected(self) -> Optional[str]:
         """Delete the selected clip (file and rows)."""
-        from ..datasets.recordings import RecordingError  # torch (audio): loaded when the tab is used
+        from ..app.data import RecordingError  # torch (audio): loaded when the tab is used
 
         clip_id = self.clips.value
         if not clip_id:

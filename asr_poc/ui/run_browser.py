@@ -14,13 +14,11 @@ from typing import Optional
 import bqplot as bq
 import ipywidgets as w
 
-from ..config import apply_overrides, deep_merge, load_config, read_yaml
-from ..paths import DEFAULT_CONFIG
-from ..results import accuracy_speed_points
-from ..runs import Run, default_root, list_runs
+from ..app.runs import Run, accuracy_speed_points, default_root, format_age, list_runs
+from ..app.settings import extra_eval_names, load_config
 from .charts import PALETTE, LineChart
 from .error_panel import ErrorPanel
-from .history import RunHistory, format_age
+from .history import RunHistory
 from .style import COLORS
 
 COLUMNS = [("", "32px"), ("run", "290px"), ("state", "90px"), ("model", "90px"), ("dataset", "90px"),
@@ -34,15 +32,6 @@ def table_columns(extra_names: list[str]) -> list[tuple[str, str]]:
     """COLUMNS with one `<set> CER` column per extra evaluation set (training.extra_eval) after best WER."""
     at = [name for name, _ in COLUMNS].index("RTF")
     return COLUMNS[:at] + [(f"{name} CER", EXTRA_COLUMN_WIDTH) for name in extra_names] + COLUMNS[at:]
-
-
-def extra_eval_names(config_path: Optional[str] = None, overrides: tuple[str, ...] = ()) -> list[str]:
-    """`training.extra_eval` of the merged config, read without loading plugins (no torch in the page kernel)."""
-    raw = read_yaml(DEFAULT_CONFIG)
-    if config_path is not None and Path(config_path).resolve() != DEFAULT_CONFIG.resolve():
-        raw = deep_merge(raw, read_yaml(config_path))
-    names = (apply_overrides(raw, overrides).get("training") or {}).get("extra_eval") or []
-    return [str(n) for n in names] if isinstance(names, list) else []
 
 
 def run_summary(run: Run, history: RunHistory, now: Optional[float] = None) -> dict:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..paths import DASHBOARD_NOTEBOOK, project_root
+from ..app.settings import DASHBOARD_NOTEBOOK, project_root
 
 NOTEBOOK = DASHBOARD_NOTEBOOK  # package data: found in a wheel install as in a checkout
 TOKEN_ENV = "ASR_POC_TOKEN"

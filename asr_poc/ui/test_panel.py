@@ -23,9 +23,8 @@ import ipywidgets as w
 import numpy as np
 import soundfile as sf
 
-from ..config import load_section
-from ..runs import default_root, list_runs
-from ..threads import set_decode_threads
+from ..app.runs import default_root, list_runs
+from ..app.settings import load_section, set_decode_threads
 from .recorder import MicRecorder
 from .style import error_span, message_html
 
@@ -127,7 +126,7 @@ class TestPanel(w.VBox):
         self.whisper_reference = w.Checkbox(value=True, description="Whisper tiny.en beside it", indent=False,
                                             layout=w.Layout(width="220px"))
         self.whisper_reference.add_class("asr-reference-whisper")
-        from ..decoding.lm import decoding_choices  # light: no torch
+        from ..app.language_models import decoding_choices  # light: no torch
 
         choices = decoding_choices({"decoding": load_section("decoding", config_path, list(overrides))})
         self._decoding_sections = dict(enumerate(section for _, section in choices))
@@ -248,12 +247,12 @@ class TestPanel(w.VBox):
 
     def transcribe_bytes(self, data: bytes, name: str = "upload") -> Optional[dict]:
         """Transcribe an uploaded file's bytes and show the result (or why it could not be read)."""
-        from ..audio import AudioError, load_audio  # imports torch, as the model does
+        from ..app.audio import AudioError, load_clip  # imports torch, as the model does
 
         self.show_message(f"transcribing <code>{html.escape(name)}</code>...", "info")
         try:
             session = self.session()
-            samples = load_audio(data, session.sample_rate, max_seconds=self.max_seconds)
+            samples = load_clip(data, session.sample_rate, max_seconds=self.max_seconds)
             result = session.transcribe(samples)
         except AudioError as err:
             self.show_message(upload_refused(name, str(err)), "error")
@@ -325,7 +324,7 @@ class TestPanel(w.VBox):
         self.submit(self._finish_recording, audio)
 
     def _finish_recording(self, audio: np.ndarray) -> Optional[dict]:
-        from ..audio import AudioError  # imports torch, which the session has loaded already
+        from ..app.audio import AudioError  # imports torch, which the session has loaded already
 
         session, stream = self._stream_session, self._stream
         if session is None:
@@ -360,7 +359,7 @@ class TestPanel(w.VBox):
     # --- output --------------------------------------------------------------------------------------------------
     def show_result(self, text: str, audio_seconds: float, compute_seconds: float, samples: np.ndarray,
                     sample_rate: int, source: str = "", note: str = "") -> dict:
-        from ..evaluation import real_time_factor  # imports torch, which a transcription has loaded already
+        from ..app.evaluation import real_time_factor  # imports torch, which a transcription has loaded already
 
         rtf = real_time_factor(compute_seconds, audio_seconds)
         speed = f" ({1 / rtf:.0f}x faster than real time)" if rtf and rtf > 0 else ""

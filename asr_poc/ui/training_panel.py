@@ -16,8 +16,8 @@ import ipywidgets as w
 
 from ..app import training
 from ..app.training import RunAlreadyActive, RunHandle, RunRequest, active_runs, log_tail
-from ..config import SIZE_NAMES, ConfigError, load_top_level
-from ..runs import ACTIVE_STATES, Run, default_root, list_runs
+from ..app.runs import ACTIVE_STATES, Run, default_root, list_runs
+from ..app.settings import SIZE_NAMES, ConfigError, load_top_level
 from .charts import EXTRA_COLORS, LineChart
 from .history import RunHistory, format_seconds, progress
 from .watcher import RunWatcher

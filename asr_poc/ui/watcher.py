@@ -13,7 +13,7 @@ import time
 import traceback
 from typing import Callable, Optional
 
-from ..runs import Run
+from ..app.runs import Run
 
 EventsCallback = Callable[[list[dict]], None]
 StatusCallback = Callable[[dict], None]
