@@ -107,8 +107,12 @@ def test_ctc_beam_search_is_refused_for_whisper_with_a_reason(whisper: Whisper):
 
 
 def test_the_fine_tuning_recipe_config_loads():
+    """configs/whisper-finetune.yaml: what `make run` and the compose file's dashboard serve."""
     from asr_poc.config import load_config
 
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "whisper-finetune.yaml", check_data=False)
     assert cfg["model"] == "whisper" and cfg["training"]["learning_rate"] == 1e-5
     assert cfg["models"]["whisper"]["pad_to_30s"] and "real-check" in cfg["training"]["extra_eval"]
+    root = Path(__file__).resolve().parent.parent
+    assert "config=${CONFIG:-configs/whisper-finetune.yaml}" in (root / "scripts" / "run.sh").read_text()
+    assert "--config configs/whisper-finetune.yaml" in (root / "docker" / "compose.yml").read_text()

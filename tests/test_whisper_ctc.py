@@ -148,7 +148,7 @@ def test_tiny_en_matches_ctranslate2() -> None:
 
 
 def test_the_real_speech_recipe_config_loads() -> None:
-    """configs/real-speech.yaml (what `make run` serves) merges over the defaults and picks whisper-ctc."""
+    """configs/real-speech.yaml (`CONFIG=configs/real-speech.yaml make run`) merges over the defaults and picks whisper-ctc."""
     cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / "real-speech.yaml", check_data=False)
     assert cfg["model"] == "whisper-ctc"
     assert cfg["models"]["whisper-ctc"]["train_layers"] == 1 and cfg["models"]["whisper-ctc"]["weights"] is None
