@@ -1,10 +1,10 @@
 """The log-mel front end, offline (`LogMel`) and incremental (`StreamingLogMel`), and its settings (`FeatureSpec`).
 
-Both compute the same log10 mel power frames (25 ms windows every 10 ms at 16 kHz by default), then normalise
+Both compute the same log10 mel power frames (25 ms windows every 10 ms at 16 kHz by default), then normalize
 them as `FeatureSpec.normalize` says:
 
 - `none`: a fixed offset and scale, `(log10 mel + 4) / 4` (checkpoints written before this setting existed).
-- `utterance`: each mel bin minus its mean over the utterance's frames, `/ 4` (cepstral mean normalisation:
+- `utterance`: each mel bin minus its mean over the utterance's frames, `/ 4` (cepstral mean normalization:
   a constant gain or a microphone's colouring is a constant offset per bin in the log domain, and goes). Only
   frames within 30 dB of the loudest one count (`SPEECH_RANGE`), so leading or trailing silence does not move it.
   It needs the whole utterance: streamed, it is approximated by the causal mean below.
@@ -69,10 +69,10 @@ def causal_mean(feats: torch.Tensor, prior: torch.Tensor, prior_frames: int, see
 
 
 class LogMel(torch.nn.Module):
-    """Waveforms (batch, time) -> normalised log-mel features (batch, frames, n_mels) and frame lengths.
+    """Waveforms (batch, time) -> normalized log-mel features (batch, frames, n_mels) and frame lengths.
 
     Runs on the input's device. With `spec_augment=True`, training mode masks 2 frequency bands and 2 time spans
-    (SpecAugment, torchaudio) after normalisation.
+    (SpecAugment, torchaudio) after normalization.
     """
 
     def __init__(self, features: FeatureSpec, spec_augment: bool = False):
@@ -82,7 +82,7 @@ class LogMel(torch.nn.Module):
             sample_rate=features.sample_rate, n_fft=features.n_fft, hop_length=features.hop_length,
             n_mels=features.n_mels, center=True,
         )
-        if features.normalize != "none":  # no buffer for `none`: checkpoints from before normalisation load as-is
+        if features.normalize != "none":  # no buffer for `none`: checkpoints from before normalization load as-is
             self.register_buffer("prior_mean", torch.full((features.n_mels,), -LOG_OFFSET))
         self.spec_augment = spec_augment
         self.freq_mask = torchaudio.transforms.FrequencyMasking(freq_mask_param=15, iid_masks=True)
@@ -96,8 +96,8 @@ class LogMel(torch.nn.Module):
         with torch.autocast(device_type=waveforms.device.type, enabled=False):
             return self.mel(waveforms.float()).clamp_min(1e-10).log10()
 
-    def normalise(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """Log10 mel (B, n_mels, T) with `frames` (B,) valid frames -> normalised (B, n_mels, T) (module docstring)."""
+    def normalize(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Log10 mel (B, n_mels, T) with `frames` (B,) valid frames -> normalized (B, n_mels, T) (module docstring)."""
         mode = self.features.normalize
         if mode == "none":
             return (feats + LOG_OFFSET) / LOG_SCALE
@@ -117,7 +117,7 @@ class LogMel(torch.nn.Module):
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = self.frame_lengths(lengths)
-        feats = self.normalise(self.log_mel(waveforms), frames)
+        feats = self.normalize(self.log_mel(waveforms), frames)
         if self.training and self.spec_augment:
             for _ in range(2):
                 feats = self.freq_mask(feats)
@@ -148,7 +148,7 @@ class StreamingLogMel:
     complete, and `final=True` adds the right padding. A frame therefore waits n_fft/2 - hop samples after its
     hop ends (2.5 ms at 16 kHz with n_fft 400, hop 160): `BaseASRModel.frontend_delay_ms`.
 
-    Normalisation: `none` and `causal` give exactly the offline frames; `utterance` cannot see the rest of the
+    Normalization: `none` and `causal` give exactly the offline frames; `utterance` cannot see the rest of the
     utterance and uses the `causal` running mean instead (close once a second or two has been heard).
     """
 
@@ -178,9 +178,9 @@ class StreamingLogMel:
         power = self.spectrogram(pending[: (frames - 1) * self.hop + self.n_fft])
         state["pending"] = pending[frames * self.hop :]
         feats = self.mel_scale(power.to(self.mel_scale.fb.device)).cpu().clamp_min(1e-10).log10()  # (n_mels, T)
-        return self._normalise(feats, state).transpose(0, 1)
+        return self._normalize(feats, state).transpose(0, 1)
 
-    def _normalise(self, feats: torch.Tensor, state: dict) -> torch.Tensor:
+    def _normalize(self, feats: torch.Tensor, state: dict) -> torch.Tensor:
         if self.prior is None:
             return (feats + LOG_OFFSET) / LOG_SCALE
         mean = causal_mean(feats[None], self.prior, self.features.prior_frames, state["sum"], state["count"])[0]

@@ -1,7 +1,7 @@
 """hf-ctc: fine-tune a pretrained Hugging Face CTC model (wav2vec2, HuBERT, WavLM, ...) with the same trainer.
 
 `models.hf-ctc.pretrained` names a hub id (`facebook/wav2vec2-base-960h`) or a local folder written by
-`save_pretrained`. The model comes from `transformers.AutoModelForCTC`, the waveform normalisation from the
+`save_pretrained`. The model comes from `transformers.AutoModelForCTC`, the waveform normalization from the
 folder's own feature extractor (`AutoFeatureExtractor`; a default `Wav2Vec2FeatureExtractor` when it has none),
 and the vocabulary from its own tokenizer when that spells English letters; otherwise the corpus's character
 vocabulary (`CharTokenizer`) is used and the CTC head is replaced by a new one of that size.
@@ -65,7 +65,7 @@ class HFCTCSpec(ModelSpec):
 class PretrainedVocabTokenizer(CharTokenizer):
     """A pretrained model's own CTC character vocabulary behind `CharTokenizer`'s interface.
 
-    Any blank id (the tokenizer's pad token) and either letter case: texts are normalised as everywhere
+    Any blank id (the tokenizer's pad token) and either letter case: texts are normalized as everywhere
     (`normalize_text`), upper-cased for an upper-case vocabulary, and decoded back to lower case.
     """
 

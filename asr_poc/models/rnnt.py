@@ -62,7 +62,7 @@ CONFORMER_SIZES: dict[str, dict[str, int]] = {  # encoder: conformer (the confor
     "m": dict(encoder_dim=384, num_heads=6, num_layers=8, ffn_dim=1536, kernel_size=31, subsampling_channels=384,
               predictor_dim=384, joiner_dim=640),
 }
-SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalisation: (log10(1e-10) + 4) / 4
+SILENCE = -1.5  # the log-mel value of digital silence after LogMel's normalization: (log10(1e-10) + 4) / 4
 MAX_SYMBOLS_PER_FRAME = 4
 
 

@@ -1,6 +1,6 @@
 """What a model is built from (as whisper's `ModelDimensions`): one frozen dataclass, built in one place from a config.
 
-A `ModelSpec` holds the model's input (`features`: sample rate, window, hop, mel bins, normalisation), its output
+A `ModelSpec` holds the model's input (`features`: sample rate, window, hop, mel bins, normalization), its output
 (`vocab`: the tokenizer's plain dict) and its architecture (`arch`: the model's own validated `Config`, a pydantic
 model, e.g. `ConformerConfig` with every preset dimension filled in). `model_spec(cfg, vocab)` builds it from a
 validated config; a model's constructor takes it; a checkpoint stores `spec.to_dict()`:

