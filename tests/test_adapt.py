@@ -27,14 +27,6 @@ def tone(seconds: float = 1.2, freq: float = 300.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    root = tmp_path_factory.mktemp("tiny-runs")
-    run = Run.create(tiny_config(small_corpus, root, "training.max_steps=2"))
-    assert train(run)["state"] == "finished"
-    return run
-
-
 def test_a_new_run_starts_from_the_init_checkpoint_weights_and_vocabulary(tiny_run: Run, small_corpus: Path,
                                                                          tmp_path: Path):
     start = torch.load(tiny_run.last_checkpoint, weights_only=False)

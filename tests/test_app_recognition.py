@@ -5,17 +5,8 @@ import numpy as np
 import pytest
 
 from asr_poc.runs import Run
-from asr_poc.training.trainer import train
-from conftest import tiny_config
 
 BEAM = {"method": "beam", "lexicon": False, "lm_weight": 0.0, "beam_size": 8}  # beam search without an LM
-
-
-@pytest.fixture(scope="module")
-def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("runs"), "training.max_steps=3"))
-    assert train(run)["state"] == "finished"
-    return run
 
 
 def utterance(corpus: Path) -> np.ndarray:

@@ -13,6 +13,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from asr_poc.analysis import build_details, details_path, write_details
 from asr_poc.paths import REPO_ROOT
 from asr_poc.training.launcher import stop_run
 from asr_poc.runs import Run, list_runs
@@ -260,6 +261,8 @@ def test_uploads_up_to_the_limit_arrive_and_larger_ones_are_refused_with_a_messa
     page = Page(browser, site["url"]).open()
     try:
         choose_trained_checkpoint(page, site["trained"])
+        for reference in (".asr-reference", ".asr-reference-whisper"):  # the upload is under test, not 110 s of noise
+            page.page.uncheck(f"{reference} input[type=checkbox]")  # through PocketSphinx and Whisper beside it
         page.upload(big)
         page.page.wait_for_selector(".asr-stats:has-text('real-time factor')", timeout=180_000)
         assert f"audio {MAX_SECONDS - 10:.2f} s" in page.text(".asr-stats"), "the whole file arrived"
@@ -340,6 +343,7 @@ def test_a_recording_with_beam_search_ends_in_the_text_its_audio_gets_as_an_uplo
         page.page.wait_for_selector(".asr-stats:has-text('microphone')", timeout=60_000)
         heard = page.text(".asr-transcript").strip()
         page.shot("11-microphone-beam-search")
+        page.page.wait_for_selector("audio.asr-player", timeout=30_000)  # joins the page just after the stats line
         recorded = page.page.evaluate("""async () => {
             const src = document.querySelector('audio.asr-player').src;
             const bytes = new Uint8Array(await (await fetch(src)).arrayBuffer());
@@ -362,3 +366,37 @@ def test_a_recording_with_beam_search_ends_in_the_text_its_audio_gets_as_an_uplo
     finally:
         browser.close()
         shutil.rmtree(english, ignore_errors=True)  # later pages start greedy again, as before this test
+
+
+def test_error_panel_and_data_tab_render_and_play(site, browser, small_corpus: Path):
+    """The error panel (Runs tab) and the Data tab render the coloured differences and the utterances, play the
+    picked audio, and log no errors. The trained run's details file is written directly (no evaluation needed)."""
+    run = Run(site["runs"] / site["trained"].id)
+    rows = [r.split("|") for r in (small_corpus / "metadata.csv").read_text().splitlines()[:5]]
+    ids, refs = [r[0] for r in rows], [r[2] for r in rows]
+    hyps = [" ".join(ref.split()[1:]) + " extra" for ref in refs]  # the first word dropped, a word added
+    write_details(details_path(run.path / "best.pt", "synthetic", "test"), build_details(
+        {"checkpoint": str(run.path / "best.pt"), "dataset": "synthetic", "split": "test"}, ids, refs, hyps,
+        audio={i: str(small_corpus / "wavs" / f"{i}.wav") for i in ids}))
+    page = Page(browser, site["url"]).open()
+    try:
+        page.tab("Runs")
+        page.page.wait_for_selector(".asr-error-table .asr-error-row", timeout=60_000)
+        assert page.page.locator(".asr-error-table .asr-del").count() == 5, "each row's dropped first word"
+        assert page.page.locator(".asr-error-table .asr-ins:has-text('extra')").count() == 5
+        page.page.locator(".asr-error-panel select").nth(3).select_option(index=1)
+        page.page.wait_for_function("() => document.querySelector('.asr-error-panel audio')?.duration > 0.3",
+                                    timeout=30_000)
+        page.page.locator(".asr-error-panel").screenshot(path=str(ARTIFACTS / "dashboard-errors.png"))
+
+        page.tab("Data")
+        page.page.wait_for_selector(".asr-data-table .asr-data-row", timeout=120_000)
+        assert "utterances" in page.text(".asr-data-browser")
+        assert page.page.locator(".asr-data-browser .bqplot rect.bar").count() > 0, "the duration histogram"
+        page.page.locator(".asr-data-browser select").nth(2).select_option(index=1)
+        page.page.wait_for_function("() => document.querySelector('.asr-data-browser audio')?.duration > 0.3",
+                                    timeout=30_000)
+        page.page.locator(".asr-data-browser").screenshot(path=str(ARTIFACTS / "dashboard-data.png"))
+        assert page.foreign == [] and page.errors == []
+    finally:
+        page.close()

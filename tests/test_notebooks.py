@@ -10,19 +10,26 @@ from nbclient import NotebookClient
 from asr_poc.paths import REPO_ROOT
 from asr_poc.runs import Run, list_runs
 from asr_poc.training.trainer import train
-from conftest import tiny_config
+from conftest import copy_run, tiny_config
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
 
-@pytest.fixture
-def project(small_corpus: Path, tmp_path: Path, monkeypatch) -> Path:
-    """A project folder: data/synthetic (the small corpus) and one earlier conformer run under checkpoints/."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "synthetic").symlink_to(small_corpus, target_is_directory=True)
-    run = Run.create(tiny_config(small_corpus, tmp_path / "checkpoints", "training.max_steps=3",
+@pytest.fixture(scope="module")
+def earlier_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A conformer run trained for 3 steps with a dev evaluation, once for both notebooks."""
+    run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("earlier"), "training.max_steps=3",
                                  "training.eval_utterances=2"))
     assert train(run)["state"] == "finished"
+    return run
+
+
+@pytest.fixture
+def project(small_corpus: Path, earlier_run: Run, tmp_path: Path, monkeypatch) -> Path:
+    """A project folder: data/synthetic (the small corpus) and a copy of the earlier conformer run in checkpoints/."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "synthetic").symlink_to(small_corpus, target_is_directory=True)
+    copy_run(earlier_run, tmp_path / "checkpoints")
     monkeypatch.setenv("ASR_POC_ROOT", str(tmp_path))
     monkeypatch.delenv("ASR_POC_CONFIG", raising=False)
     return tmp_path

@@ -33,7 +33,7 @@ from asr_poc.training.checkpoint import rng_from_plain, rng_to_plain
 from asr_poc.training.launcher import start_run
 from asr_poc.runs import Run, read_event_lines
 from asr_poc.training.trainer import train
-from conftest import TINY_MODEL, tiny_config, wait_for
+from conftest import TINY_MODEL, copy_run, tiny_config, wait_for
 
 REFUSED = "refused: not a plain-data checkpoint"
 
@@ -179,11 +179,6 @@ def one_epoch_run(small_corpus: Path, tmp_path_factory) -> Run:
     run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("one-epoch"), "training.epochs=1"))
     assert train(run)["state"] == "finished"
     return run
-
-
-def copy_run(run: Run, root: Path) -> Run:
-    root.mkdir(parents=True, exist_ok=True)
-    return Run(shutil.copytree(run.path, root / run.id))
 
 
 def test_checkpoints_written_by_training_are_plain_data(one_epoch_run):

@@ -8,16 +8,8 @@ import numpy as np
 import pytest
 
 from asr_poc.runs import Run
-from asr_poc.training.trainer import train
 from asr_poc.ui.record_panel import RecordPanel
-from conftest import TINY_MODEL, tiny_config
-
-
-@pytest.fixture(scope="module")
-def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("runs"), "training.max_steps=2"))
-    assert train(run)["state"] == "finished"
-    return run
+from conftest import TINY_MODEL
 
 
 @pytest.fixture

@@ -17,14 +17,6 @@ from asr_poc.ui.test_panel import TestPanel, checkpoint_options
 from conftest import tiny_config
 
 
-@pytest.fixture(scope="module")
-def tiny_run(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """A tiny conformer trained for 3 steps: enough for a checkpoint the panel can load."""
-    run = Run.create(tiny_config(small_corpus, tmp_path_factory.mktemp("runs"), "training.max_steps=3"))
-    assert train(run)["state"] == "finished"
-    return run
-
-
 @pytest.fixture
 def panel(tiny_run: Run):
     p = TestPanel(root=tiny_run.root)
