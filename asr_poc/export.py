@@ -19,9 +19,10 @@ import inspect
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -69,21 +70,39 @@ def _replace_atomically(tmp: Path, path: Path) -> None:
     fsync_folder(path.parent)
 
 
+@contextmanager
+def exporting(model, path: Path, what: str) -> Iterator[Path]:
+    """The model on the CPU in eval mode while the body writes and checks a temporary file (the yielded path),
+    then renamed to `path`; any failure leaves no file and is an `ExportError` of one line ("`what` failed: ...").
+    The model's device and mode are restored."""
+    device, was_training = model.device, model.training
+    model.cpu().eval()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        _replace_atomically(tmp, path)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, ExportError):
+            raise
+        raise ExportError(f"{what} failed: {err.__class__.__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    finally:
+        model.to(device).train(was_training)
+
+
 def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
     """Export `model` (a CTC `BaseASRModel`) to `path` as ONNX; returns the path."""
     import onnx
 
     path = Path(path)
-    device, was_training = model.device, model.training
-    model.cpu().eval()
-    graph = _CTCGraph(traceable(model)).eval()  # the STFT as DFT matrix products (models/traceable.py)
-    rate = model.sample_rate
-    lengths = torch.tensor([int(s * rate) for s in EXAMPLE_SECONDS])
-    waveforms = torch.randn(len(lengths), int(lengths.max()), generator=torch.Generator().manual_seed(0)) * 0.1
-    batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=model.features.n_fft,
-                                                                       max=rate * 3600)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with exporting(model, path, f"ONNX export of model {model.name!r}") as tmp:
+        graph = _CTCGraph(traceable(model)).eval()  # the STFT as DFT matrix products (models/traceable.py)
+        rate = model.sample_rate
+        lengths = torch.tensor([int(s * rate) for s in EXAMPLE_SECONDS])
+        waveforms = torch.randn(len(lengths), int(lengths.max()), generator=torch.Generator().manual_seed(0)) * 0.1
+        batch, samples = torch.export.Dim("batch"), torch.export.Dim("samples", min=model.features.n_fft,
+                                                                           max=rate * 3600)
         with torch.no_grad():
             program = torch.onnx.export(
                 graph, (waveforms, lengths), input_names=["waveforms", "lengths"],
@@ -96,15 +115,6 @@ def export_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
         onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
         _check_export(_CTCGraph(model).eval(), tmp, rate)  # against the eager front end (torch.stft)
-        _replace_atomically(tmp, path)
-    except Exception as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, ExportError):
-            raise
-        raise ExportError(f"ONNX export of model {model.name!r} failed: {err.__class__.__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''}") from err
-    finally:
-        model.to(device).train(was_training)
     return path
 
 
@@ -130,8 +140,9 @@ def _check_export(graph: _CTCGraph, path: Path, rate: int) -> None:
                               f"(frames {int(frames[i])} vs {n}); not written")
 
 
-def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """A dynamically quantised copy of an exported file, metadata kept; returns the path.
+def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike, output: str = "logits") -> Path:
+    """A dynamically quantised copy of an exported file, metadata kept; returns the path. `output`: the graph
+    output whose final projection stays float (`log_probs` in a streaming export).
 
     Only the weight matrix products (`int8_nodes`) become int8, with one scale per output channel; activations
     are quantised on the fly. Measured (benchmarks/README.md): convolutions as `ConvInteger` are slower than float
@@ -144,10 +155,11 @@ def quantize_int8(fp32: str | os.PathLike, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         quantize_dynamic(fp32, tmp, op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8,
-                         nodes_to_quantize=int8_nodes(fp32))
+                         nodes_to_quantize=int8_nodes(fp32, output))
         proto = onnx.load(tmp)
         meta = {**read_metadata(fp32), "quantized": "int8 (dynamic, per-channel weight MatMuls)"}
-        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta, default=str)})
+        props = {p.key: p.value for p in proto.metadata_props}  # other props (a streaming export's) are kept
+        onnx.helper.set_model_props(proto, {**props, METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
         _replace_atomically(tmp, path)
     finally:
@@ -168,24 +180,24 @@ def frontend_nodes(path: str | os.PathLike) -> list[str]:
     return [n.name for n in proto.graph.node if frontend.intersection(n.input)]
 
 
-def projection_node(proto) -> Optional[str]:
-    """The MatMul of the final projection: the first one met walking back from the `logits` output."""
+def projection_node(proto, output: str = "logits") -> Optional[str]:
+    """The MatMul of the final projection: the first one met walking back from the `output` output."""
     producers = {out: node for node in proto.graph.node for out in node.output}
     consts = {i.name for i in proto.graph.initializer}
-    node = producers.get("logits")
+    node = producers.get(output)
     while node is not None and node.op_type != "MatMul":
         node = next((producers[i] for i in node.input if i in producers and i not in consts), None)
     return node.name if node is not None else None
 
 
-def int8_nodes(path: str | os.PathLike) -> list[str]:
+def int8_nodes(path: str | os.PathLike, output: str = "logits") -> list[str]:
     """The MatMuls to quantise: those with a constant weight matrix, except the front end's and the final
     projection (the logits' scale decides every greedy choice; it is one small matrix)."""
     import onnx
 
     proto = onnx.load(str(path))
     consts = {i.name for i in proto.graph.initializer}
-    keep_float = set(frontend_nodes(path)) | {projection_node(proto)}
+    keep_float = set(frontend_nodes(path)) | {projection_node(proto, output)}
     return [n.name for n in proto.graph.node
             if n.op_type == "MatMul" and n.input[1] in consts and n.name not in keep_float]
 

@@ -76,9 +76,9 @@ class Transcriber:
         A `.onnx` file written by `asr-poc export` runs in onnxruntime (on the CPU) instead of torch.
         """
         if Path(path).suffix == ".onnx":
-            from .export import OnnxCTCModel
+            from .export_streaming import load_onnx_model
 
-            return cls(OnnxCTCModel(path), max_seconds=max_seconds, decoding=decoding)
+            return cls(load_onnx_model(path), max_seconds=max_seconds, decoding=decoding)
         return cls(BaseASRModel.from_checkpoint(path, device=device), max_seconds=max_seconds, decoding=decoding)
 
     @property

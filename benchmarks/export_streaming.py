@@ -1,0 +1,144 @@
+"""Issue 22, item 4: a streaming whisper-ctc as eager torch vs the streaming ONNX export (fp32, int8), live-style.
+
+    .venv/bin/python benchmarks/export_streaming.py [CHECKPOINT] [--clips 40] [--push-ms 160]
+
+CHECKPOINT: a streaming whisper-ctc checkpoint (default: best.pt of the newest run under /tmp/exp/runs whose
+config.yaml sets streaming_chunk_ms). Exports it (asr_poc/export_streaming.py: fp32 and int8) into a temporary
+folder, then streams the first `--clips` clips of data/real-check (metadata.csv order) in pushes of `--push-ms`
+through each backend on ONE thread (torch.set_num_threads(1), onnxruntime intra_op_num_threads=1), interleaved
+clip by clip (the order of the three rotates each clip, after one warm-up clip each), the final flush included.
+The log-mel front end is the same torch code for all three (`StreamingWhisperLogMel`, outside the graph).
+
+Per backend: RTFx (audio seconds / compute seconds, wall and thread CPU), the ratio to eager, the compute of a
+push that completed exactly one chunk (p50/p95 ms, wall), WER/CER against the references, and how many final
+transcripts differ from eager's. The load average is taken before and after. Results go to
+benchmarks/results/export-streaming-<date>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from asr_poc.audio import load_audio
+from asr_poc.bench import machine
+from asr_poc.evaluation import error_rates
+from asr_poc.export_streaming import OnnxStreamingCTCModel, export_streaming
+from asr_poc.models.interface import BaseASRModel
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def newest_streaming_checkpoint(runs: Path = Path("/tmp/exp/runs")) -> Path:
+    for run in sorted(runs.glob("*whisper-ctc*"), reverse=True):
+        cfg = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+        arch = (cfg.get("models") or {}).get("whisper-ctc") or {}
+        if arch.get("streaming_chunk_ms") and (run / "best.pt").is_file():
+            return run / "best.pt"
+    raise SystemExit(f"no streaming whisper-ctc run with a best.pt under {runs}")
+
+
+def clips(folder: Path, n: int) -> list[tuple[str, np.ndarray, str]]:
+    rows = [line.split("|") for line in (folder / "metadata.csv").read_text().splitlines() if line.strip()]
+    return [(r[0], load_audio(folder / "wavs" / f"{r[0]}.wav", 16000), r[-1]) for r in rows[:n]]
+
+
+def stream(model, audio: np.ndarray, push: int, chunk_frames: int) -> dict:
+    """Push `audio` in pieces of `push` samples, then flush; per push the wall time and the chunks it completed."""
+    wav = torch.from_numpy(audio)
+    state = model.init_stream_state()
+    wall, cpu, one_chunk, position, text = 0.0, 0.0, [], 0, ""
+    starts = list(range(0, len(audio), push))
+    for i, start in enumerate(starts + [None]):
+        final = start is None
+        piece = torch.zeros(0) if final else wav[start : start + push]
+        t0, c0 = time.perf_counter(), time.thread_time()
+        text, state = model.stream_step(piece, state, final=final)
+        dt, dc = time.perf_counter() - t0, time.thread_time() - c0
+        wall, cpu = wall + dt, cpu + dc
+        chunks = (int(state["position"]) - position) / chunk_frames
+        position = int(state["position"])
+        if chunks == 1 and not final:
+            one_chunk.append(1000 * dt)
+    return {"text": text, "wall": wall, "cpu": cpu, "chunk_ms": one_chunk, "frames": position}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", nargs="?", default=None)
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--push-ms", type=float, default=160.0)
+    parser.add_argument("--data", default=str(ROOT / "data" / "real-check"))
+    parser.add_argument("--out", default=None,
+                        help="result JSON (default benchmarks/results/export-streaming-DATE.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_streaming_checkpoint()
+    eager = BaseASRModel.from_checkpoint(checkpoint, device="cpu").eval()
+    push = int(round(args.push_ms * eager.sample_rate / 1000))
+    data = clips(Path(args.data), args.clips)
+    audio_seconds = sum(len(a) for _, a, _ in data) / eager.sample_rate
+    described = machine.describe()
+    with tempfile.TemporaryDirectory() as tmp:
+        files = export_streaming(checkpoint, int8=True, out_dir=tmp)
+        systems = {"eager": eager, "onnx": OnnxStreamingCTCModel(files["onnx"], threads=1),
+                   "int8": OnnxStreamingCTCModel(files["int8"], threads=1)}
+        names = list(systems)
+        for name in names:  # warm-up
+            stream(systems[name], data[0][1], push, eager.chunk_frames)
+        load_start = machine.load_average()
+        out = {name: {"wall": 0.0, "cpu": 0.0, "chunk_ms": [], "texts": []} for name in names}
+        for i, (_, audio, _) in enumerate(data):
+            for name in names[i % 3:] + names[: i % 3]:
+                r = stream(systems[name], audio, push, eager.chunk_frames)
+                o = out[name]
+                o["wall"] += r["wall"]
+                o["cpu"] += r["cpu"]
+                o["chunk_ms"] += r["chunk_ms"]
+                o["texts"].append(r["text"])
+        load_end = machine.load_average()
+    references = [ref for _, _, ref in data]
+    rows = []
+    for name in names:
+        o = out[name]
+        rates = error_rates(references, o["texts"])
+        rows.append({"backend": name, "rtfx": audio_seconds / o["wall"], "rtfx_thread_cpu": audio_seconds / o["cpu"],
+                     "chunk_ms_p50": float(np.percentile(o["chunk_ms"], 50)),
+                     "chunk_ms_p95": float(np.percentile(o["chunk_ms"], 95)), "chunks_timed": len(o["chunk_ms"]),
+                     "wer": rates["wer"], "cer": rates["cer"],
+                     "transcripts_differing_from_eager": sum(a != b for a, b in zip(o["texts"], out["eager"]["texts"])),
+                     "file_bytes": files.get({"onnx": "onnx_bytes", "int8": "int8_bytes"}.get(name, ""), None)})
+    for row in rows:
+        row["ratio_to_eager"] = row["rtfx"] / rows[0]["rtfx"]
+        row["ratio_to_eager_thread_cpu"] = row["rtfx_thread_cpu"] / rows[0]["rtfx_thread_cpu"]
+    result = {"benchmark": "export-streaming", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "checkpoint": str(checkpoint), "model": {"chunk_ms": eager.chunk_ms, "chunk_frames": eager.chunk_frames,
+                                                       "left_chunks": eager.spec.arch.left_chunks,
+                                                       "layers": len(eager.encoder.blocks) + len(eager.head_blocks),
+                                                       "width": eager.encoder.dims.width},
+              "clips": len(data), "audio_seconds": audio_seconds, "push_ms": args.push_ms, "threads": 1,
+              "export_seconds": files["export_seconds"], "load_average": {"start": load_start, "end": load_end},
+              "machine": described, "backends": rows,
+              "texts": {name: out[name]["texts"] for name in names}, "ids": [i for i, _, _ in data]}
+    results = ROOT / "benchmarks" / "results"
+    path = Path(args.out) if args.out else results / f"export-streaming-{time.strftime('%Y%m%d')}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"{checkpoint}: {len(data)} clips, {audio_seconds:.1f} s, pushes of {args.push_ms:g} ms, 1 thread; "
+          f"load average {load_start} -> {load_end}")
+    print(f"{'backend':8} {'RTFx':>7} {'x eager':>8} {'RTFx cpu':>9} {'x eager':>8} {'p50 ms':>7} {'p95 ms':>7} "
+          f"{'WER':>6} {'CER':>6} {'differ':>7}")
+    for r in rows:
+        print(f"{r['backend']:8} {r['rtfx']:7.1f} {r['ratio_to_eager']:8.2f} {r['rtfx_thread_cpu']:9.1f} "
+              f"{r['ratio_to_eager_thread_cpu']:8.2f} {r['chunk_ms_p50']:7.2f} {r['chunk_ms_p95']:7.2f} "
+              f"{r['wer']:6.3f} {r['cer']:6.3f} {r['transcripts_differing_from_eager']:4d}/{len(data)}")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
