@@ -61,16 +61,11 @@ class DFTWhisperLogMel(WhisperLogMel):
     """`WhisperLogMel` with the STFT as `DFTPowerSpectrogram`; the same log-mel, floor and scaling."""
 
     def __init__(self, original: WhisperLogMel):
-        super().__init__(original.filters.shape[0])
-        self.power = DFTPowerSpectrogram(self.window.numel(), HOP_LENGTH, self.window)
+        super().__init__(original.filters.shape[0], causal=original.causal)
+        self.dft = DFTPowerSpectrogram(self.window.numel(), HOP_LENGTH, self.window)
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        power = self.power(waveforms)[..., :-1]  # whisper drops the last frame
-        log_spec = (self.filters @ power).clamp_min(1e-10).log10()
-        frames = self.frames(lengths).clamp(max=log_spec.shape[-1])
-        valid = torch.arange(log_spec.shape[-1], device=log_spec.device)[None, :] < frames[:, None]
-        loudest = log_spec.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=(1, 2), keepdim=True)
-        return (torch.maximum(log_spec, loudest - 8.0) + 4.0) / 4.0, frames
+    def power(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.dft(waveforms)[..., :-1]  # whisper drops the last frame
 
 
 def dft_frontend(model: nn.Module) -> nn.Module:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .stft_matmul import dft_frontend
-from .streaming import ConformerEncoder, ConvolutionModule
+from .streaming import ConformerEncoder, ConvolutionModule, chunk_mask
 from .whisper_encoder import WhisperEncoder
 
 
@@ -32,13 +32,17 @@ def _query_by_key(keep: torch.Tensor) -> torch.Tensor:
     return keep[:, None, None, :].expand(-1, 1, keep.shape[1], -1)
 
 
-def _embed_masked(encoder: WhisperEncoder, mels: torch.Tensor, frames: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`WhisperEncoder.embed` with the key padding mask (B, 1, T', T') always returned."""
+def _embed_masked(encoder: WhisperEncoder, mels: torch.Tensor, frames: torch.Tensor, chunk: Optional[int] = None,
+                  left_chunks: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`WhisperEncoder.embed` with a mask (B, 1, T', T') always returned: key padding, or the chunk mask of a
+    streaming model (the exported graph takes up to 30 s either way)."""
     x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mels)))).transpose(1, 2)
     lengths = encoder.output_lengths(frames).clamp(max=x.shape[1])
-    keep = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-    return x + encoder.positions[: x.shape[1]].to(x.dtype), lengths, _query_by_key(keep)
+    if chunk is not None:
+        mask = ~chunk_mask(lengths, x.shape[1], chunk, left_chunks)[:, None]
+    else:
+        mask = _query_by_key(torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])
+    return x + encoder.positions[: x.shape[1]].to(x.dtype), lengths, mask
 
 
 def _convolution_folded(module: ConvolutionModule, x: torch.Tensor, causal: bool = False,

@@ -58,11 +58,14 @@ class WhisperLogMel(nn.Module):
     def frames(sample_lengths: torch.Tensor) -> torch.Tensor:
         return sample_lengths // HOP_LENGTH
 
+    def power(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Power spectrum (B, bins, frames) of the centred STFT, without whisper's dropped last frame."""
+        stft = torch.stft(waveforms.float(), N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
+        return stft[..., :-1].abs() ** 2
+
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device_type=waveforms.device.type, enabled=False):
-            stft = torch.stft(waveforms.float(), N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
-            power = stft[..., :-1].abs() ** 2  # whisper drops the last frame
-            log_spec = (self.filters @ power).clamp_min(1e-10).log10()
+            log_spec = (self.filters @ self.power(waveforms)).clamp_min(1e-10).log10()
         frames = self.frames(lengths).clamp(max=log_spec.shape[-1])
         valid = torch.arange(log_spec.shape[-1], device=log_spec.device)[None, :] < frames[:, None]
         if self.causal:
