@@ -11,7 +11,9 @@ The log-mel front end is the same torch code for all three (`StreamingWhisperLog
 
 Per backend: RTFx (audio seconds / compute seconds, wall and thread CPU), the ratio to eager, the compute of a
 push that completed exactly one chunk (p50/p95 ms, wall), WER/CER against the references, and how many final
-transcripts differ from eager's. The load average is taken before and after. Results go to
+transcripts differ from eager's. `--reference whisper-tiny.en` (the default; `--reference none` skips it) decodes
+the same clips whole in the same interleaved loop, so each backend's RTFx is also a ratio to Whisper tiny.en's,
+measured in this run. The load average is taken before and after. Results go to
 benchmarks/results/export-streaming-<date>.json.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ from asr_poc.bench import machine
 from asr_poc.evaluation import error_rates
 from asr_poc.export_streaming import OnnxStreamingCTCModel, export_streaming
 from asr_poc.models.interface import BaseASRModel
+from asr_poc.references import reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +78,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--push-ms", type=float, default=160.0)
     parser.add_argument("--data", default=str(ROOT / "data" / "real-check"))
+    parser.add_argument("--reference", default="whisper-tiny.en", help="a reference recogniser timed beside (none: skip)")
     parser.add_argument("--out", default=None,
                         help="result JSON (default benchmarks/results/export-streaming-DATE.json)")
     args = parser.parse_args()
@@ -90,8 +94,12 @@ def main() -> None:
         systems = {"eager": eager, "onnx": OnnxStreamingCTCModel(files["onnx"], threads=1),
                    "int8": OnnxStreamingCTCModel(files["int8"], threads=1)}
         names = list(systems)
+        recogniser = None if args.reference == "none" else reference(args.reference)
         for name in names:  # warm-up
             stream(systems[name], data[0][1], push, eager.chunk_frames)
+        if recogniser is not None:
+            recogniser.transcribe(data[0][1])
+        whole = {"wall": 0.0, "cpu": 0.0, "texts": []}
         load_start = machine.load_average()
         out = {name: {"wall": 0.0, "cpu": 0.0, "chunk_ms": [], "texts": []} for name in names}
         for i, (_, audio, _) in enumerate(data):
@@ -102,6 +110,11 @@ def main() -> None:
                 o["cpu"] += r["cpu"]
                 o["chunk_ms"] += r["chunk_ms"]
                 o["texts"].append(r["text"])
+            if recogniser is not None:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                whole["texts"].append(recogniser.transcribe(audio))
+                whole["wall"] += time.perf_counter() - t0
+                whole["cpu"] += time.thread_time() - c0
         load_end = machine.load_average()
     references = [ref for _, _, ref in data]
     rows = []
@@ -114,7 +127,15 @@ def main() -> None:
                      "wer": rates["wer"], "cer": rates["cer"],
                      "transcripts_differing_from_eager": sum(a != b for a, b in zip(o["texts"], out["eager"]["texts"])),
                      "file_bytes": files.get({"onnx": "onnx_bytes", "int8": "int8_bytes"}.get(name, ""), None)})
+    if recogniser is not None:
+        rates = error_rates(references, whole["texts"])
+        ref_row = {"backend": args.reference, "rtfx": audio_seconds / whole["wall"],
+                   "rtfx_thread_cpu": audio_seconds / whole["cpu"], "wer": rates["wer"], "cer": rates["cer"],
+                   "texts": whole["texts"]}
     for row in rows:
+        if recogniser is not None:
+            row["ratio_to_reference"] = row["rtfx"] / ref_row["rtfx"]
+            row["ratio_to_reference_thread_cpu"] = row["rtfx_thread_cpu"] / ref_row["rtfx_thread_cpu"]
         row["ratio_to_eager"] = row["rtfx"] / rows[0]["rtfx"]
         row["ratio_to_eager_thread_cpu"] = row["rtfx_thread_cpu"] / rows[0]["rtfx_thread_cpu"]
     result = {"benchmark": "export-streaming", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -124,7 +145,7 @@ def main() -> None:
                                                        "width": eager.encoder.dims.width},
               "clips": len(data), "audio_seconds": audio_seconds, "push_ms": args.push_ms, "threads": 1,
               "export_seconds": files["export_seconds"], "load_average": {"start": load_start, "end": load_end},
-              "machine": described, "backends": rows,
+              "machine": described, "backends": rows, "reference": ref_row if recogniser is not None else None,
               "texts": {name: out[name]["texts"] for name in names}, "ids": [i for i, _, _ in data]}
     results = ROOT / "benchmarks" / "results"
     path = Path(args.out) if args.out else results / f"export-streaming-{time.strftime('%Y%m%d')}.json"
@@ -136,7 +157,11 @@ def main() -> None:
     for r in rows:
         print(f"{r['backend']:8} {r['rtfx']:7.1f} {r['ratio_to_eager']:8.2f} {r['rtfx_thread_cpu']:9.1f} "
               f"{r['ratio_to_eager_thread_cpu']:8.2f} {r['chunk_ms_p50']:7.2f} {r['chunk_ms_p95']:7.2f} "
-              f"{r['wer']:6.3f} {r['cer']:6.3f} {r['transcripts_differing_from_eager']:4d}/{len(data)}")
+              f"{r['wer']:6.3f} {r['cer']:6.3f} {r['transcripts_differing_from_eager']:4d}/{len(data)}"
+              + (f"   {r['ratio_to_reference']:.1f}x {args.reference}'s RTFx" if recogniser is not None else ""))
+    if recogniser is not None:
+        print(f"{args.reference}: RTFx {ref_row['rtfx']:.2f} (thread CPU {ref_row['rtfx_thread_cpu']:.2f}), whole clips, "
+              f"WER {ref_row['wer']:.3f}, CER {ref_row['cer']:.3f}")
     print(f"written to {path}")
 
 

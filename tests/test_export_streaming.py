@@ -146,3 +146,19 @@ def test_bad_chunks_and_files_are_refused_with_a_clear_error(exported, tmp_path)
         export_streaming_onnx(type(model)({**model.spec.to_dict(), "arch": {}}), tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
     assert main([str(tmp_path / "missing.pt")]) == 1
+
+
+def test_the_command_line_exports_a_streaming_run_and_refuses_a_full_context_one(exported, tmp_path, capsys):
+    from asr_poc.cli import main as asr_poc
+
+    model, folder = exported
+    assert asr_poc(["export", str(folder / "best.pt"), "--streaming", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "model-streaming.onnx").is_file() and (tmp_path / "out" / "tokens.txt").is_file()
+    texts = [Transcriber.from_checkpoint(tmp_path / "out" / "model-streaming.onnx").transcribe(a).text
+             for a in held_out_audio(1)]
+    assert texts == [Transcriber(model).transcribe(a).text for a in held_out_audio(1)]
+    full_context = type(model)({**model.spec.to_dict(), "arch": {}})
+    full_context.save_checkpoint(tmp_path / "full.pt")
+    capsys.readouterr()
+    assert asr_poc(["export", str(tmp_path / "full.pt"), "--streaming", "--out", str(tmp_path / "no")]) == 1
+    assert "streaming whisper-ctc" in capsys.readouterr().err and not (tmp_path / "no" / "model-streaming.onnx").exists()

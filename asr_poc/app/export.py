@@ -12,9 +12,17 @@ __all__ = ["export_run"]
 
 
 def export_run(run_or_checkpoint: str, root: Optional[str | os.PathLike] = None, int8: bool = False,
-               out_dir: Optional[str | os.PathLike] = None) -> dict:
+               out_dir: Optional[str | os.PathLike] = None, streaming: bool = False) -> dict:
     """Export the checkpoint of a run (id or folder, under `root`) or a checkpoint file; returns the paths, sizes
-    and the time it took (`onnx`, `onnx_bytes`, `export_seconds`, and `int8`, `int8_bytes` with `int8`)."""
+    and the time it took (`onnx`, `onnx_bytes`, `export_seconds`, and `int8`, `int8_bytes` with `int8`).
+
+    `streaming`: the chunk step of a streaming whisper-ctc with its state as inputs and outputs
+    (`asr_poc.export_streaming`: `model-streaming.onnx`, `tokens.txt`)."""
     from ..export import export_checkpoint, resolve_checkpoint
 
-    return export_checkpoint(resolve_checkpoint(run_or_checkpoint, root=root), int8=int8, out_dir=out_dir)
+    checkpoint = resolve_checkpoint(run_or_checkpoint, root=root)
+    if streaming:
+        from ..export_streaming import export_streaming
+
+        return export_streaming(checkpoint, int8=int8, out_dir=out_dir)
+    return export_checkpoint(checkpoint, int8=int8, out_dir=out_dir)
