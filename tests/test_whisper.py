@@ -116,3 +116,24 @@ def test_the_fine_tuning_recipe_config_loads():
     root = Path(__file__).resolve().parent.parent
     assert "config=${CONFIG:-configs/whisper-finetune.yaml}" in (root / "scripts" / "run.sh").read_text()
     assert "--config configs/whisper-finetune.yaml" in (root / "docker" / "compose.yml").read_text()
+
+
+def test_the_test_tab_decodes_whisper_with_its_own_decoder_when_beam_search_is_chosen(whisper: Whisper, tmp_path):
+    """`make run` serves whisper: the Test tab's default (beam search + English LM, for CTC models) must not stop it."""
+    from asr_poc.ui.test_panel import TestPanel
+
+    run = tmp_path / "runs" / "20261206-000000-whisper-0000"
+    run.mkdir(parents=True)
+    whisper.save_checkpoint(run / "best.pt")
+    panel = TestPanel(root=tmp_path / "runs")
+    try:
+        panel.whisper_reference.value = False
+        # the page's default where data/lm/english is built; the LM folder is not read before the model is checked
+        panel._decoding_sections[panel.decoding.value] = {"method": "beam", "lm_path": str(tmp_path / "english")}
+        session = panel.session(str(run / "best.pt"))
+        assert session.model_name == "whisper" and session.decoding.method == "greedy"
+        assert "its own decoder" in panel.message.value
+        samples, text = real_clip()
+        assert session.transcribe(samples).text.split()[:4] == text.lower().replace(",", "").split()[:4]
+    finally:
+        panel.close()

@@ -218,10 +218,15 @@ class TestPanel(w.VBox):
 
         try:
             return self._sessions.get(path, self._decoding_sections[self.decoding.value], keep=keep)
-        except (NoCTCOutput, LMError):  # e.g. whisper, or a vocabulary the LM cannot spell: it decodes with its own decoder, whatever is chosen for CTC models
+        except NoCTCOutput:  # e.g. whisper: its own decoder (models.whisper.beam_size), whatever is chosen for CTC
             session = self._sessions.get(path, None, keep=keep)
-            self.show_message(f"{session.model_name} decodes greedily here: the chosen beam search needs a "
-                              "character CTC model", "info")
+            self.show_message(f"{session.model_name} decodes with its own decoder: the Decoding choice applies to "
+                              "character CTC models", "info")
+            return session
+        except LMError:  # a vocabulary the LM cannot spell
+            session = self._sessions.get(path, None, keep=keep)
+            self.show_message(f"{session.model_name} decodes greedily here: the English word LM cannot spell its "
+                              "vocabulary", "info")
             return session
 
     def _preload(self) -> None:
