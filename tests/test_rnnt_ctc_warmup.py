@@ -1,6 +1,6 @@
 """`models.rnn-t.ctc_warmup_steps`: the first N training steps train the encoder and the CTC head only (the predictor
-and joiner are neither run nor changed), then the whole transducer; the count is saved with the weights and a
-resumed run continues it."""
+and joiner are neither run nor changed), then the whole transducer. The steps are the trainer's (`batch["step"]`,
+the run's global optimizer step, restored on resume); the model records only whether its transducer has trained."""
 from __future__ import annotations
 
 import pytest
@@ -34,9 +34,10 @@ def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
     return any(not torch.equal(b, p) for b, p in zip(before, module.parameters()))
 
 
-def step(model: EmformerRNNT, optimizer: torch.optim.Optimizer, batch: dict) -> None:
+def step(model: EmformerRNNT, optimizer: torch.optim.Optimizer, batch: dict, at: int) -> None:
+    """One optimizer step as the trainer makes it: `at` is the run's global step (`batch["step"]`)."""
     optimizer.zero_grad(set_to_none=True)  # as the trainer: a parameter left out of the loss keeps grad None
-    model(batch).backward()
+    model({**batch, "step": at}).backward()
     optimizer.step()
 
 
@@ -54,45 +55,75 @@ def test_warmup_trains_the_encoder_alone_then_the_transducer(items, monkeypatch)
     predict = model.model.predict
     calls = []
     monkeypatch.setattr(model.model, "predict", lambda *a: calls.append(1) or predict(*a))
-    for _ in range(3):
-        assert model.warming_up
-        step(model, optimizer, batch)
-    assert int(model.trained_steps) == 3 and not model.warming_up
+    for at in range(3):
+        assert model.warming_up and model.warmup_step(at) and model.leaves_parameters_unused
+        step(model, optimizer, batch, at)
+    assert model.warming_up and not model.warmup_step(3)  # the joiner has not trained yet: the CTC head decodes
     assert not calls  # the predictor (and so the joiner and rnnt_loss) never ran
     assert not changed(before["predictor"], predictor) and not changed(before["joiner"], joiner)
     assert changed(before["encoder"], encoder) and model.ctc_head.weight.grad is not None
-    step(model, optimizer, batch)
+    step(model, optimizer, batch, 3)
     assert calls and changed(before["predictor"], predictor) and changed(before["joiner"], joiner)
+    assert not model.warming_up and not model.leaves_parameters_unused
 
 
-def test_evaluation_neither_counts_nor_warms_up(items):
+def test_evaluation_does_not_warm_up(items):
     model = build(items, ctc_warmup_steps=5)
-    batch = collate_fn(items, model.tokenizer)
+    batch = {**collate_fn(items, model.tokenizer), "step": 0}
     model.eval()
     with torch.no_grad():
         eval_loss = float(model(batch))
     model.train()
     with torch.no_grad():
-        float(model(batch))
-    assert int(model.trained_steps) == 0
+        float(model(batch))  # no gradients: not a training step
+    assert model.warming_up
     warmup_loss = float(model(batch).detach())  # a training step: CTC only, a different loss from the evaluation's joint one
-    assert int(model.trained_steps) == 1 and warmup_loss != pytest.approx(eval_loss)
+    assert model.warming_up and warmup_loss != pytest.approx(eval_loss)
 
 
-def test_the_step_count_is_saved_and_a_checkpoint_without_it_is_past_warmup(items, tmp_path):
+def test_the_warmup_follows_the_trainers_step_not_a_count_of_calls(items, monkeypatch):
+    """Whether a training step warms up depends on `batch["step"]`: step 5 of a 5-step warm-up is a joint step
+    however few forward passes this model made (a resumed run's), and without the trainer's step the warm-up goes on
+    however many went before."""
+    def joint_steps(model: EmformerRNNT) -> list:
+        calls = []  # the predictor runs in joint steps only
+        predict = model.model.predict
+        monkeypatch.setattr(model.model, "predict", lambda *a: calls.append(1) or predict(*a))
+        return calls
+
+    model = build(items, ctc_warmup_steps=5)
+    batch = collate_fn(items, model.tokenizer)
+    calls = joint_steps(model)
+    model({**batch, "step": 4})
+    assert not calls and model.warming_up  # a warm-up step does not train the transducer
+    model({**batch, "step": 5})
+    assert calls and not model.warming_up
+    fresh = build(items, ctc_warmup_steps=5)
+    calls = joint_steps(fresh)
+    for _ in range(7):
+        fresh(batch)
+    assert not calls and fresh.warming_up
+
+
+def test_whether_the_transducer_trained_is_saved_and_older_checkpoints_load(items, tmp_path):
     model = build(items, ctc_warmup_steps=4)
     batch = collate_fn(items, model.tokenizer)
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
-    for _ in range(2):
-        step(model, optimizer, batch)
+    for at in range(2):
+        step(model, optimizer, batch, at)
     model.save_checkpoint(tmp_path / "r.pt")
-    loaded = BaseASRModel.from_checkpoint(tmp_path / "r.pt")
-    assert int(loaded.trained_steps) == 2 and loaded.warming_up
+    assert BaseASRModel.from_checkpoint(tmp_path / "r.pt").warming_up
+    step(model, optimizer, batch, 4)
+    model.save_checkpoint(tmp_path / "r.pt")
+    assert not BaseASRModel.from_checkpoint(tmp_path / "r.pt").warming_up
     state = model.checkpoint_state()
-    del state["state_dict"]["trained_steps"]
-    torch.save(state, tmp_path / "old.pt")
-    old = BaseASRModel.from_checkpoint(tmp_path / "old.pt")
-    assert not old.warming_up  # trained before the counter existed: jointly from its first step
+    del state["state_dict"]["transducer_trained"]
+    torch.save(state, tmp_path / "before-the-counter.pt")
+    assert not BaseASRModel.from_checkpoint(tmp_path / "before-the-counter.pt").warming_up  # jointly from step 1
+    for count, warming_up in ((2, True), (4, False)):  # checkpoints that counted their steps in `trained_steps`
+        state["state_dict"]["trained_steps"] = torch.tensor(count)
+        torch.save(state, tmp_path / "counted.pt")
+        assert BaseASRModel.from_checkpoint(tmp_path / "counted.pt").warming_up is warming_up
 
 
 @pytest.mark.parametrize("full_context", [True, False])
@@ -102,10 +133,10 @@ def test_the_warmup_attends_over_whole_utterances_unless_told_otherwise(items, m
     draws = []
     monkeypatch.setattr(transcriber, "training_chunk", lambda: draws.append(1) or 4)
     batch = collate_fn(items, model.tokenizer)
-    for _ in range(2):
-        model(batch)
+    for at in range(2):
+        model({**batch, "step": at})
     assert len(draws) == (0 if full_context else 2)  # a chunk drawn is a chunked attention mask
-    model(batch)
+    model({**batch, "step": 2})
     assert len(draws) == (1 if full_context else 3)  # the transducer trains on chunks
 
 
@@ -118,7 +149,8 @@ def test_warmup_needs_the_ctc_head():
 
 
 def test_a_resumed_run_continues_the_warmup(small_corpus, tmp_path, capsys):
-    """Two steps of warm-up, stop, resume: the third is still warm-up (predictor unchanged), the fourth is not."""
+    """Two steps of warm-up, stop, resume: the third is still warm-up (predictor unchanged), the fourth is not, and a
+    resume past the warm-up (step 4 onwards, from the run's global step in last.pt) does not warm up again."""
     sets = [f"datasets.synthetic.path={small_corpus}", "training.max_steps=2", "training.eval_utterances=2",
             "training.batch_size=4", "training.warmup_steps=1", "training.extra_eval=[]",
             "datasets.synthetic.augment=null", "models.rnn-t.ctc_warmup_steps=3",
@@ -130,13 +162,16 @@ def test_a_resumed_run_continues_the_warmup(small_corpus, tmp_path, capsys):
         return BaseASRModel.from_checkpoint(run.last_checkpoint)
 
     first = saved()
-    assert int(first.trained_steps) == 2 and first.warming_up
-    for steps, warm in ((3, True), (4, False)):
+    assert first.warming_up
+    previous = first
+    for steps, warm in ((3, True), (4, False), (5, False)):
         code = main(["train", "--resume", str(run.path), f"--set=training.max_steps={steps}"])
         assert code == 0, capsys.readouterr().err
         model = saved()
-        assert int(model.trained_steps) == steps and model.warming_up is False
-        assert changed(weights(first.model.predictor), model.model.predictor) is not warm, steps
+        assert torch.load(run.last_checkpoint, weights_only=False)["step"] == steps
+        assert model.warming_up is warm  # after step 3 (the last warm-up step) the joiner has not trained yet
+        assert changed(weights(previous.model.predictor), model.model.predictor) is not warm, steps
+        previous = model
 
 
 def test_ctc_head_on_the_encoder_output(items):
@@ -148,9 +183,9 @@ def test_ctc_head_on_the_encoder_output(items):
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=0.0)
     projection, head = model.model.transcriber.output, model.ctc_head
     before = {"projection": weights(projection), "head": weights(head)}
-    step(model, optimizer, batch)  # the warm-up step: CTC on the encoder output only
+    step(model, optimizer, batch, 0)  # the warm-up step: CTC on the encoder output only
     assert changed(before["head"], head) and not changed(before["projection"], projection)
-    step(model, optimizer, batch)  # a joint step: the projection to the joiner trains now
+    step(model, optimizer, batch, 1)  # a joint step: the projection to the joiner trains now
     assert changed(before["projection"], projection)
     model.eval()
     assert len(model.transcribe(batch["waveforms"], batch["waveform_lengths"])) == len(items)

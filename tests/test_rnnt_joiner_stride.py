@@ -92,7 +92,7 @@ def test_during_the_warmup_it_transcribes_with_the_ctc_head(items, monkeypatch):
     best = logits.argmax(-1)
     expected = [model.tokenizer.decode_ctc(best[i, : int(n)].tolist()) for i, n in enumerate(frames)]
     assert model.transcribe(batch["waveforms"], batch["waveform_lengths"]) == expected and not searched
-    model.trained_steps.fill_(2)  # past the warm-up: the transducer's greedy search
+    model.transducer_trained.fill_(True)  # past the warm-up: the transducer's greedy search
     model.transcribe(batch["waveforms"], batch["waveform_lengths"])
     assert len(searched) == len(items)
 

@@ -48,6 +48,23 @@ def test_torchrun_asr_poc_train_trains_one_run_and_resumes_it(small_corpus, tmp_
     assert Run(run.path).status["state"] == "finished"
 
 
+@pytest.mark.slow  # one torchrun launch of two processes
+def test_torchrun_trains_the_rnnt_warmup_then_the_transducer(small_corpus, tmp_path):
+    """rnn-t's CTC warm-up leaves the predictor and joiner out of the loss: the model says so and the trainer has DDP
+    find them, so both ranks step through the warm-up (steps 1-2) into joint steps (3), which train the transducer."""
+    from test_rnnt_ctc_warmup import TINY
+
+    rnnt = [f"models.rnn-t.{key}={value}" for key, value in TINY.items()]
+    result = torchrun("-m", "asr_poc", "train", "--model", "rnn-t",
+                      *tiny_train_args(small_corpus, tmp_path, "training.max_steps=3",
+                                       "models.rnn-t.ctc_warmup_steps=2", *rnnt))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = list_runs(tmp_path)[0]
+    assert run.status["state"] == "finished" and [e["step"] for e in run.events("step")] == [1, 2, 3]
+    checkpoint = torch.load(run.last_checkpoint, weights_only=False)
+    assert checkpoint["model_name"] == "rnn-t" and bool(checkpoint["state_dict"]["transducer_trained"])
+
+
 @pytest.mark.slow
 def test_torchrun_train_is_refused_on_every_rank_while_the_folder_is_locked(small_corpus, tmp_path):
     from asr_poc.training.run_lock import RunsFolderLock

@@ -3,8 +3,9 @@ greedy decoding.
 
 `encoder: conformer` (rnnt_conformer.py) puts the streaming conformer's layers under the transducer: trained on
 random chunks and full context, it decodes with full context (`transcribe`) and streams chunk by chunk with no
-look-ahead beyond the chunk. A training step costs ~17% less CPU than the Emformer's, with the same training loss
-step for step (benchmarks/README.md). What follows describes `encoder: emformer`.
+look-ahead beyond the chunk. Its training step costs less CPU than the Emformer's for the same training loss step for
+step, which is why it is the recipe's encoder (benchmarks/README.md, "A transducer that learns in minutes"). What
+follows describes `encoder: emformer`.
 
 The encoder (torchaudio's `emformer_rnnt_model`) stacks `time_reduction` log-mel frames into one (40 ms with the
 default 10 ms hop and 4x) and runs Emformer layers over segments of `chunk_ms`, each seeing `left_context_ms` of
@@ -21,15 +22,20 @@ trained from scratch otherwise learns its predictor (a language model) long befo
 Options (all but the first for the conformer encoder only; measured in benchmarks/README.md, "A transducer that
 learns in minutes"):
 - `ctc_warmup_steps`: the first N training steps train the encoder and the CTC head alone (no predictor, joiner or
-  `rnnt_loss`: a conformer-CTC step's cost), then the whole transducer. The steps are counted in the buffer
-  `trained_steps`, saved with the weights, so a resumed run continues there. Until the warm-up ends the model
-  transcribes (and, with the conformer encoder, streams) with its CTC head: the joiner has not trained yet.
+  `rnnt_loss`: a conformer-CTC step's cost), then the whole transducer. The steps are the trainer's: it passes the
+  run's global optimizer step with each batch (`batch["step"]`, from 0, restored from the checkpoint on resume), so
+  a resumed run continues the warm-up where it stopped. The weights record only whether a joint step has trained
+  the predictor and joiner (the buffer `transducer_trained`): until then the model transcribes (and, with the
+  conformer encoder, streams) with its CTC head, and a run initialised from weights past the warm-up does not warm
+  up again. The warm-up leaves the predictor and joiner out of the loss, so the model says so
+  (`leaves_parameters_unused`) and the trainer has DistributedDataParallel look for unused parameters.
 - `ctc_head_input: encoder`: the CTC head reads the encoder's own output, as the conformer-CTC's does, instead of
   the projection to the joiner's width.
 - `joiner_stride: 2`: two encoder frames are stacked into one 80-ms joiner frame (rnnt_conformer.py), so the joint
   step's (B, T, U + 1, vocab) tensor, most of a transducer step's cost, halves; the CTC head keeps the 40-ms frames,
   where CTC has room for every character.
-- `ctc_warmup_full_context`: the warm-up attends over whole utterances (measured neutral).
+- `ctc_warmup_full_context`: the warm-up attends over whole utterances instead of the training chunks; off by
+  default, since the warm-up's CTC loss was the same either way (benchmarks/README.md, "At the 10-minute budget").
 """
 from __future__ import annotations
 
@@ -180,19 +186,42 @@ class EmformerRNNT(BaseASRModel):
         self.ctc_head = torch.nn.Linear(ctc_width, len(self.tokenizer)) if c.ctc_weight > 0 else None
         self.ctc_dropout = torch.nn.Dropout(c.dropout if self.ctc_from_encoder else 0.0)
         self.ctc_warmup_steps, self.ctc_warmup_full_context = c.ctc_warmup_steps, c.ctc_warmup_full_context
-        # training steps (forward passes with gradients in train mode) so far: the CTC warm-up counts them
-        self.register_buffer("trained_steps", torch.zeros((), dtype=torch.long))
+        # whether a joint training step has trained the predictor and joiner: a fact about these weights, saved with
+        # them, because decoding depends on it (the CTC head decodes until then) and a run initialised from weights
+        # past the warm-up must not warm up again. How many steps the warm-up lasts is the trainer's count.
+        self.register_buffer("transducer_trained", torch.tensor(c.ctc_warmup_steps == 0))
         self._stream_features: Optional[StreamingLogMel] = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # a checkpoint from before the counter trained the whole transducer from its first step: past any warm-up
-        state_dict.setdefault(prefix + "trained_steps", torch.tensor(self.ctc_warmup_steps, dtype=torch.long))
+        # Older checkpoints counted training steps in the buffer `trained_steps` (past the warm-up once it reached
+        # ctc_warmup_steps); those from before that counter trained the whole transducer from their first step.
+        old_count = state_dict.pop(prefix + "trained_steps", None)
+        if prefix + "transducer_trained" not in state_dict:
+            trained = old_count is None or int(old_count) >= self.ctc_warmup_steps
+            state_dict[prefix + "transducer_trained"] = torch.tensor(trained)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def warming_up(self) -> bool:
-        """True while the next training step trains the encoder and CTC head only (`ctc_warmup_steps`)."""
-        return int(self.trained_steps) < self.ctc_warmup_steps
+        """True while the predictor and joiner have not trained (with `ctc_warmup_steps` > 0, until the first joint
+        training step): the model then transcribes and streams with its CTC head."""
+        return not bool(self.transducer_trained)
+
+    def warmup_step(self, step: Optional[int]) -> bool:
+        """Whether a training step at the run's global optimizer step `step` (from 0, the trainer's `batch["step"]`)
+        trains the encoder and the CTC head alone: one of the first `ctc_warmup_steps`, on weights whose transducer
+        has not trained yet. Without a step (a forward outside the trainer) the warm-up lasts as long as the
+        transducer has not trained: a hand-written loop passes `batch["step"]` to end it."""
+        if self.ctc_warmup_steps == 0 or (step is not None and step >= self.ctc_warmup_steps):
+            return False  # no device sync per step once the warm-up is over
+        return self.warming_up
+
+    @property
+    def leaves_parameters_unused(self) -> bool:
+        """Whether training steps to come leave parameters out of the loss: the warm-up's leave the predictor, the
+        joiner and (with `ctc_head_input: encoder`) the projection to the joiner. The trainer then builds
+        DistributedDataParallel with `find_unused_parameters`, so that every rank reduces the same gradients."""
+        return self.warming_up
 
     def _emformer(self, c: RNNTConfig) -> RNNT:
         frame_ms = 1000.0 * self.features.hop_length / self.sample_rate
@@ -249,11 +278,11 @@ class EmformerRNNT(BaseASRModel):
         return self.ctc_head(ctc_input), ctc_lengths
 
     def forward(self, batch: dict) -> torch.Tensor:
+        """The loss of `batch` (`collate_fn`'s). In a training step (train mode, gradients on) the trainer's
+        `batch["step"]` decides whether it is a CTC warm-up step (`warmup_step`)."""
         device = self.device
-        warmup = False
-        if self.training and torch.is_grad_enabled():  # a training step
-            warmup = self.ctc_warmup_steps > 0 and self.warming_up  # no device sync per step when it is off
-            self.trained_steps += 1
+        training_step = self.training and torch.is_grad_enabled()
+        warmup = training_step and self.warmup_step(batch.get("step"))
         enc, enc_lengths, ctc_input, ctc_lengths = self._encode(
             batch["waveforms"].to(device), batch["waveform_lengths"].to(device),
             chunked=not (warmup and self.ctc_warmup_full_context))
@@ -261,8 +290,9 @@ class EmformerRNNT(BaseASRModel):
         ctc_input = self.ctc_dropout(ctc_input[:, : int(ctc_lengths.max())])
         tokens, token_lengths = batch["tokens"].to(device), batch["token_lengths"].to(device)
         if warmup:
-            return (self._ctc_loss(self.ctc_head(ctc_input), ctc_lengths, tokens, token_lengths)
-                    + self._unused_parameters_term())
+            return self._ctc_loss(self.ctc_head(ctc_input), ctc_lengths, tokens, token_lengths)
+        if training_step and self.ctc_warmup_steps:
+            self.transducer_trained.fill_(True)  # this step trains the predictor and joiner: decode with them now
         start = torch.full_like(tokens[:, :1], self.blank)
         pred, _, _ = self.model.predict(torch.cat([start, tokens], dim=1), token_lengths + 1, None)
         logits, _, _ = self.model.join(enc, enc_lengths, pred, token_lengths + 1)  # (B, T, U + 1, vocab)
@@ -278,15 +308,6 @@ class EmformerRNNT(BaseASRModel):
                   token_lengths: torch.Tensor) -> torch.Tensor:
         log_probs = logits.float().log_softmax(-1).transpose(0, 1)
         return F.ctc_loss(log_probs, tokens, enc_lengths, token_lengths, blank=self.blank, zero_infinity=True)
-
-    def _unused_parameters_term(self) -> torch.Tensor | float:
-        """Under DistributedDataParallel every parameter must take part in each backward: during the warm-up the
-        predictor and joiner do with a zero weight (one process leaves them out, so their weights do not move)."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return 0.0
-        unused = [*self.model.predictor.parameters(), *self.model.joiner.parameters(),
-                  *(self.model.transcriber.output.parameters() if self.ctc_from_encoder else ())]
-        return 0.0 * sum(p.sum() for p in unused)
 
     # --- greedy decoding ---------------------------------------------------------------------------------------
     def _predict(self, token: int, hyp: Hypothesis) -> None:

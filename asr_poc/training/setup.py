@@ -133,8 +133,11 @@ def assemble(run: Run, cfg: dict, ranks: Ranks, device: torch.device, record: Re
     raw_model.train()
     model = raw_model
     if ranks.distributed:
+        # a model whose training steps leave some parameters out of the loss for a while (rnn-t's CTC warm-up) says
+        # so; DDP then finds them each step instead of waiting for gradients that never come
         model = torch.nn.parallel.DistributedDataParallel(
-            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(raw_model, "leaves_parameters_unused", False)))
     state.in_epoch = True
     report_start(cfg, ranks, device, record, raw_model, train_set, dev_set, len(sampler), state)
     extra_sets = load_extra_sets(cfg, raw_model.sample_rate, record.event) if ranks.master else {}

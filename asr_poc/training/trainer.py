@@ -150,7 +150,11 @@ def build_model(cfg: dict, train_set, checkpoint: Optional[dict], record: Record
 def train_step(s: Setup, state: TrainState, batch: dict) -> Optional[float]:
     """Forward, backward, clip and one optimizer step on `batch`, then a `step` event.
 
-    Returns the loss, or None when the batch was skipped (a non-finite loss or gradient on any rank)."""
+    Returns the loss, or None when the batch was skipped (a non-finite loss or gradient on any rank).
+
+    The batch carries `step`, the run's global optimizer step it makes (from 0; restored from the checkpoint on
+    resume): a model whose training changes with the step (rnn-t's CTC warm-up) reads it there and keeps no count."""
+    batch["step"] = state.step
     with s.autocast():
         loss = s.model(batch)
     s.scaler.scale(loss).backward()
