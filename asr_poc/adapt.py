@@ -29,19 +29,19 @@ ADAPTATION_FILE = "adaptation.json"
 DEFAULT_MINUTES = 5.0
 DEFAULT_REPEAT = 8  # each recording is seen at least this many times per pass over the synthetic corpus
 RECORDINGS_SHARE = 0.25  # with repeat=None, the recordings make about this share of each epoch
-DEFAULT_LEARNING_RATE = 1e-3  # beat 2e-3 (constant, or decaying with half the epoch from the recordings) over
-# 750 steps from the default model (benchmarks/README.md, Adaptation)
-MODEL_LEARNING_RATE = {"whisper-ctc": 3e-4, "whisper": 1e-5}  # a pretrained encoder wants gentler steps: the stand-in's CER -36% at
-# 3e-4 against -27% and -32% (two seeds) at 1e-3 and -6% at 3e-3, 550 steps (benchmarks/README.md, Adaptation);
-# whisper (all pretrained) at configs/whisper-finetune.yaml's rate
+DEFAULT_LEARNING_RATE = 1e-3  # constant: larger or decaying rates did worse on the voice from the default model
+# (benchmarks/README.md, "Adaptation")
+MODEL_LEARNING_RATE = {"whisper-ctc": 3e-4, "whisper": 1e-5}  # a pretrained encoder wants gentler steps: whisper-ctc
+# adapts best at 3e-4 of the rates tried (benchmarks/README.md, "Adaptation, once more"); whisper (all pretrained)
+# at configs/whisper-finetune.yaml's rate
 DEFAULT_LR_SCHEDULE = "constant"
 DEFAULT_WARMUP_STEPS = 20
 DEFAULT_SPEC_AUGMENT: Optional[bool] = False  # off: better on the voice, the corpus and real-check at 750 steps
 # (benchmarks/README.md, Adaptation); None keeps the base config's training.spec_augment
 RECORDINGS_AUGMENT = {"speed": 0.6, "reverb": 0.4, "noise": 0.4, "band_limit": 0.3, "gain": 0.5}  # the few clips,
 # oversampled, sound a little different each time they come round (asr_poc.augment, no ramp)
-DEFAULT_AUGMENT_RECORDINGS = False  # measured worse on the voice: -38% against -47% and -49% (two seeds) without
-# (benchmarks/README.md, "Adaptation from a better start")
+DEFAULT_AUGMENT_RECORDINGS = False  # off: the model needs the few recordings' clean sound more than variety, and
+# augmenting them adapted worse to the voice (benchmarks/README.md, "Adaptation from a better start")
 MIX_OF = ("mix", "recordings")  # data sets that cannot be the synthetic part of a mix
 
 

@@ -104,7 +104,8 @@ LOG_BASE = 1.0001  # PocketSphinx's default log base, in which the model's score
 
 KEPT_WORD = re.compile(r"[a-z']*[a-z][a-z']*")
 SINGLE_LETTER_WORDS = {"a", "i"}  # the CMU LM has all 26 letters as words (spelt-out acronyms); a decoder that
-# hears badly uses them to spell what it cannot hear ("e s l i s d a s"): without them, dev CER 0.451 -> 0.441
+# hears badly uses them to spell what it cannot hear ("e s l i s d a s"), so only the two real one-letter words
+# stay (the lexicons compared: benchmarks/README.md, "An English language model for real speech")
 
 
 def is_kept_word(word: str) -> bool:

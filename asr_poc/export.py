@@ -171,8 +171,9 @@ FRONTEND_NAMES = ("frontend", "log_mel")  # the log-mel modules of the conformer
 
 
 def frontend_nodes(path: str | os.PathLike) -> list[str]:
-    """Nodes that read the front end's constants (DFT basis, mel filter bank): kept in float, since int8 mel weights
-    (values down to 1e-4) wreck the log-mel features (measured: every transcript changed, CER 0.49 -> 0.68)."""
+    """Nodes that read the front end's constants (DFT basis, mel filter bank): kept in float, since the mel filter
+    bank's weights go down to 1e-4, below what int8 resolves, so quantising them distorts the log-mel features and
+    every transcript with them (benchmarks/README.md, "Beam search with an n-gram LM, and ONNX export")."""
     import onnx
 
     proto = onnx.load(str(path))

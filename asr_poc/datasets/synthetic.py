@@ -77,8 +77,9 @@ DEFAULT_ENGINES = ("espeak", "festival")
 ENGINE_SHARE = {"espeak": 1.0, "festival": 1.0, "flite": 1.0}  # relative share of the utterances each engine speaks
 RECORDED_WARPS = (0.86, 0.92, 1.0, 1.08, 1.16)  # vocal-tract warps: one recorded voice becomes five speakers
 WARPS = {"espeak": (1.0,), "festival": RECORDED_WARPS, "flite": RECORDED_WARPS}
-DEFAULT_ENGLISH_SHARE = 0.5  # share of sentences from the English 3-gram (english_sentences.py): with whisper-ctc,
-# real-check CER 0.256 against 0.347 on the grammar alone at 676 steps (benchmarks/README.md)
+DEFAULT_ENGLISH_SHARE = 0.5  # share of sentences from the English 3-gram (english_sentences.py), the rest from
+# the grammar: open-vocabulary text teaches a model that hears (whisper-ctc) to write what real speakers say, which
+# the grammar's closed vocabulary does not (benchmarks/README.md, "Open-vocabulary text and two more voices")
 TEXT_SEED_OFFSET = 7919  # the grammar-or-English choice's own random stream
 HELD_OUT = {"test": 3, "dev": 2}  # voices per held-out split (each engine holds out at least one for test)
 HELD_OUT_FRACTION = 0.05  # of the utterances, for each of dev and test
