@@ -108,7 +108,7 @@ def main() -> None:
     waves, texts = corpus(args.utterances)
     vocab = CharTokenizer.from_texts(texts).vocab
     ctc, rnnt = build("conformer", vocab), build("rnn-t", vocab)
-    rnnt.trained_steps.fill_(rnnt.ctc_warmup_steps)  # past the warm-up: transcribe runs the transducer search
+    rnnt.transducer_trained.fill_(True)  # past the warm-up: transcribe runs the transducer search
     audio = sum(len(w) for w in waves) / 16000
     load = os.getloadavg()
     with torch.inference_mode():
