@@ -64,6 +64,7 @@ class Setup:
         return DataLoader(self.train_set, batch_sampler=batches[state.batch_in_epoch:],
                           collate_fn=partial(collate_fn, tokenizer=self.raw_model.tokenizer),
                           num_workers=self.training["num_workers"],
+                          pin_memory=self.device.type == "cuda",  # page-locked batches: faster copies to the GPU
                           # its own generator: creating a loader must not draw from the global RNG, which a
                           # resumed run restores exactly (SpecAugment, dropout)
                           generator=torch.Generator().manual_seed(self.training["seed"] + state.epoch))
