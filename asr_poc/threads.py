@@ -1,7 +1,7 @@
 """CPU threads for a process that shares the machine: training runs beside the page's kernel, notebooks, other runs.
 
-Measured (benchmarks/README.md, "Training beside a busy core"): torch's two intra-op threads on a 2-core machine
-keep only ~30% of their idle throughput beside one busy core, because every parallel region ends in a barrier
+Why (figures in benchmarks/README.md, "Training beside a busy core"): torch's two intra-op threads on a 2-core
+machine lose most of their idle throughput beside one busy core, because every parallel region ends in a barrier
 and one of the two threads is always waiting for the core the other process holds. Fewer intra-op threads than
 free cores avoid the barrier stall; a passive OpenMP wait (`OMP_WAIT_POLICY=PASSIVE`) stops idle OpenMP threads
 from spinning on a core someone else needs. OpenMP reads its environment once, when torch loads it, so
@@ -12,8 +12,8 @@ from spinning on a core someone else needs. OpenMP reads its environment once, w
   a short window at process start (at least 1); one inter-op thread. `training.num_threads` still fixes the count.
 - `torch`: torch's own defaults (all cores, OpenMP's spinning wait), as before this module existed.
 `training.nice: N` (default 0) also nices a background run (the worker process), so that everything else on the
-machine comes first: measured, a niced run beside a busy core kept about half of what an un-niced one kept, so it
-is off by default. Where the kernel groups processes by session (autogroup, the default on desktop and many server
+machine comes first: a niced run beside a busy core keeps much less of its throughput than an un-niced one (same
+README section), so it is off by default. Where the kernel groups processes by session (autogroup, the default on desktop and many server
 kernels), a process's niceness only counts within its session, so the worker's own session's autogroup is niced too.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ from torch.utils.data import Sampler
 
 from .interface import DurationBucketSampler
 
-DEFAULT_BUCKETS = 30  # as lhotse: on the default corpus, 2.6% padding at 55 s (10 buckets: 7.3%)
+DEFAULT_BUCKETS = 30  # as lhotse: fewer buckets pad more (benchmarks/README.md, "Batches by duration")
 MIN_BUCKET_SIZE = 50  # utterances: fewer buckets for a small corpus, so that a bucket still fills several batches
 
 

@@ -7,7 +7,7 @@
 `path` is one language's folder of an extracted release (`cv-corpus-<version>/<language>`), or the release folder
 with `language` naming the language. Clips are decoded from MP3 by FFmpeg.
 
-Why not lhotse's `prepare_commonvoice`: in lhotse 1.33 it scans in a spawned process pool (~1.4 s a part even
+Why not lhotse's `prepare_commonvoice`: in lhotse 1.33 it scans in a spawned process pool (seconds a part even
 for one clip, and it fails when `__main__` is not a file, e.g. code piped to python), it needs every column of
 Common Voice 13+ (`variant`...), and its manifest cache never hits (it writes `cv-en_recordings_train`, reads
 `cv_recordings_en_train`). The same lhotse `Recording`/`SupervisionSegment` are built here in threads instead.

@@ -2,7 +2,7 @@
 awb (Scottish English, male) and rms (US English, male). Its kal and slt are the speakers Festival already has,
 so they are not offered (a held-out Festival voice must not be heard in training through Flite).
 
-Speed goes through `duration_stretch`, one `flite` process per line (about 50x faster than real time). These voices
+Speed goes through `duration_stretch`, one `flite` process per line (fast: far quicker than real time). These voices
 ignore Flite's F0 target, so a line's `pitch` is not used: the vocal-tract warps (`@0.92` ...) vary pitch and
 formants instead.
 """
