@@ -63,6 +63,9 @@ class TrainingConfig(StrictModel):
     num_workers: int = Field(0, ge=0, le=64)
     mixed_precision: bool = True
     init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)
+    # a new run's CTC head: null = characters; N = at most N sentencepiece BPE pieces trained on the train split
+    # (asr_poc.text.SubwordTokenizer; greedy decoding only: beam search with a character or word LM refuses it)
+    subword_vocab_size: Optional[int] = Field(None, ge=8, le=8192)
 
 
 class DecodingOptions(StrictModel):

@@ -43,6 +43,9 @@ class BeamSearchDecoder:
         from torchaudio.models.decoder import ctc_decoder
 
         self.tokenizer, self.options = tokenizer, options
+        if getattr(tokenizer, "subword", False):
+            raise LMError("beam search with a character or word LM needs a character CTC head; this model has a "
+                          "sub-word (BPE) head: use greedy decoding")
         tokens = sorted(tokenizer.vocab, key=tokenizer.vocab.get)
         if [tokenizer.vocab[t] for t in tokens] != list(range(len(tokens))) or WORD_DELIMITER not in tokens:
             raise LMError(f"beam search needs a character vocabulary with ids 0..N-1 and {WORD_DELIMITER!r} "

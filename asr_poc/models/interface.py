@@ -15,7 +15,7 @@ from ..checkpoint_io import checked_model_state, load_checkpoint_file
 from ..config import SizeName
 from ..io import atomic_torch_save
 from ..plugins import get_model_class, register_base
-from ..text import CharTokenizer
+from ..text import make_tokenizer
 from .features import FeatureSpec, LogMel
 from .spec import ModelSpec
 
@@ -73,7 +73,7 @@ class BaseASRModel(nn.Module, ABC):
     def __init__(self, spec: ModelSpec | dict):
         super().__init__()
         self.spec = spec if isinstance(spec, ModelSpec) else self.Spec.from_dict(spec, type(self))
-        self.tokenizer = CharTokenizer(self.spec.vocab)
+        self.tokenizer = make_tokenizer(self.spec.vocab)  # characters, or sub-word pieces (SubwordTokenizer)
         self.features = self.spec.features
         self.frontend = LogMel(self.features, spec_augment=self.spec.spec_augment)
 

@@ -38,7 +38,7 @@ from ..models.spec import model_spec
 from ..paths import resolve_path
 from ..plugins import get_model_class
 from ..runs import Run
-from ..text import CharTokenizer
+from ..text import train_tokenizer
 from .distributed import Ranks, join_group, leave_group, max_over_ranks, training_device
 from .extra_eval import score_extra_sets
 from .recorder import Heartbeat, Recorder
@@ -130,7 +130,8 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
 def build_model(cfg: dict, train_set, checkpoint: Optional[dict], record: Recorder,
                 device: torch.device) -> BaseASRModel:
     """The model to train, on `device`: the checkpoint's own (resume), one started from training.init_checkpoint
-    (its weights and vocabulary), or a new one whose vocabulary is the train split's characters."""
+    (its weights and vocabulary), or a new one whose vocabulary is the train split's characters (or its BPE
+    pieces: training.subword_vocab_size)."""
     tc, initial = cfg["training"], None
     if checkpoint is not None:
         model_config = checkpoint["config"]
@@ -138,7 +139,7 @@ def build_model(cfg: dict, train_set, checkpoint: Optional[dict], record: Record
         initial = _initial_model(tc["init_checkpoint"], cfg["model"])
         model_config = {**initial.config, "spec_augment": tc["spec_augment"]}
     else:
-        tokenizer = CharTokenizer.from_texts(train_set.texts())
+        tokenizer = train_tokenizer(train_set.texts(), tc["subword_vocab_size"])  # characters, or BPE pieces
         model_config = model_spec(cfg, tokenizer.vocab, tc["spec_augment"])
     model = get_model_class(cfg["model"])(model_config).to(device)
     if initial is not None:
