@@ -139,6 +139,7 @@ def test_the_loader_tells_the_ramp_how_far_training_is(small_corpus: Path) -> No
 
     setup = Setup.__new__(Setup)
     setup.train_set, setup.sampler, setup.training, setup.raw_model = train, _Sampler(), cfg["training"], _Model()
+    setup.device = torch.device("cpu")
     state = TrainState()
     state.epoch, state.batch_in_epoch = 2, 1
     setup.loader(state)
