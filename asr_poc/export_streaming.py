@@ -239,8 +239,8 @@ def _check_stream(model, path: Path) -> None:
 def write_tokens(tokenizer: CharTokenizer, path: Path) -> Path:
     """sherpa-onnx's tokens.txt: one "symbol id" line per token (the word boundary `|` as in the vocabulary)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(f"{s} {i}\n" for s, i in sorted(tokenizer.vocab.items(), key=lambda kv: kv[1])),
-                   encoding="utf-8")
+    symbols = sorted(((s, i) for s, i in tokenizer.vocab.items() if isinstance(i, int)), key=lambda kv: kv[1])
+    tmp.write_text("".join(f"{s} {i}\n" for s, i in symbols), encoding="utf-8")  # ids only, not a BPE model
     _replace_atomically(tmp, path)
     return path
 

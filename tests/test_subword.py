@@ -99,3 +99,12 @@ def test_a_tiny_model_trains_with_bpe_and_its_checkpoint_rebuilds_it(small_corpu
     assert "\n" not in str(refused.value) and "greedy" in str(refused.value)
     assert make_decoder(model.tokenizer, {"method": "greedy"}).transcribe(
         model, torch.zeros(1, 16000), torch.tensor([16000])) == [text]
+
+
+def test_tokens_txt_of_a_sub_word_head_lists_its_pieces_by_id(bpe: SubwordTokenizer, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from asr_poc.export_streaming import write_tokens
+
+    lines = write_tokens(bpe, tmp_path / "tokens.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(bpe) and all(SUBWORD_MODEL_KEY not in line for line in lines)
+    assert [int(line.rsplit(" ", 1)[1]) for line in lines] == list(range(len(bpe)))
