@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchaudio
 
 from asr_poc.config import ConfigError
 from asr_poc.inference import Transcriber
@@ -134,6 +135,17 @@ def test_a_student_starts_from_its_teacher_learns_from_it_and_streams(tiny_weigh
     whole = transcriber.transcribe(wav)
     results = list(transcriber.stream(np.array_split(wav, 7)))
     assert results[-1].is_final and results[-1].text == whole.text
+
+    # the Test tab's path: the application layer's session, a 48 kHz browser stream in 100 ms pieces
+    from asr_poc.app.recognition import open_session
+
+    session = open_session(run.last_checkpoint)
+    assert session.streams
+    browser = torchaudio.functional.resample(torch.from_numpy(wav), 16000, 48000).numpy()
+    live = session.open_stream(source_rate=48000)
+    partial_calls = [live.feed(browser[i : i + 4800]) for i in range(0, len(browser), 4800)]
+    assert all(not r.is_final for r in partial_calls)
+    assert live.finish().text == session.transcribe(browser, source_rate=48000).text
 
 
 def test_bad_streaming_settings_are_refused(tiny_weights, small_corpus, tmp_path) -> None:
