@@ -98,13 +98,7 @@ class _ChunkGraph(nn.Module):
         for i, block in enumerate(self.blocks):
             if i == self.encoder_layers:
                 h = self.ln_post(h)
-            b, t, d = h.shape
-            q, k, v = block.qkv(block.attn_ln(h)).view(b, t, 3, block.heads, d // block.heads).permute(2, 0, 3, 1, 4)
-            keys = torch.cat([caches[2 * i], k], dim=2)
-            values = torch.cat([caches[2 * i + 1], v], dim=2)
-            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=keep)
-            h = h + block.out(attended.transpose(1, 2).reshape(b, t, d))
-            h = h + block.mlp(block.mlp_ln(h))
+            h, keys, values = block.attend(h, keep, caches[2 * i], caches[2 * i + 1])
             new_caches += [keys[:, :, self.chunk:], values[:, :, self.chunk:]]
         if len(self.blocks) == self.encoder_layers:
             h = self.ln_post(h)

@@ -31,7 +31,7 @@ from .interface import BaseASRModel, ModelConfig
 from .spec import ModelSpec
 from .whisper_encoder import (MAX_FRAMES, SAMPLE_RATE, Block, EncoderDims, WhisperEncoder, WhisperLogMel,
                               load_pretrained_encoder, position_rows)
-from .whisper_stream import StreamingWhisperLogMel, stream_block, stream_conv
+from .whisper_stream import StreamingWhisperLogMel, stream_conv
 
 FRAME_MS = 20.0  # one encoder frame
 LOOKAHEAD_MS = 30.0  # the two convolutions see 2 mel frames (20 ms) past a chunk's end, the STFT window 10 ms more
@@ -229,9 +229,9 @@ class WhisperCTC(BaseASRModel):
         for i, block in enumerate(blocks):
             if i == len(self.encoder.blocks):
                 x = self.encoder.ln_post(x)
-            x, kv = stream_block(block, x, state["cache"][i])
-            cache = kv if state["cache"][i] is None else torch.cat([state["cache"][i], kv], dim=3)
-            state["cache"][i] = cache if keep is None else cache[:, :, :, max(0, cache.shape[3] - keep):]
+            x, keys, values = block.attend(x, None, *(state["cache"][i] or (None, None)))  # its chunk and the past
+            start = 0 if keep is None else max(0, keys.shape[2] - keep)
+            state["cache"][i] = (keys[:, :, start:], values[:, :, start:])
         if not self.head_blocks:
             x = self.encoder.ln_post(x)
         return self.head(x)

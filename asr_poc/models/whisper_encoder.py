@@ -93,11 +93,20 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        return self.attend(x, mask)[0]
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor | None = None, past_keys: torch.Tensor | None = None,
+               past_values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The layer over x (B, T, D), its queries attending to `past_keys`/`past_values` (B, H, S, D/H: earlier
+        frames, as a stream caches them) and to x itself. Returns the output and the keys and values it attended to
+        (past and new, (B, H, S + T, D/H))."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.attn_ln(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if past_keys is not None:
+            k, v = torch.cat([past_keys, k], dim=2), torch.cat([past_values, v], dim=2)
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.out(attended.transpose(1, 2).reshape(b, t, d))
-        return x + self.mlp(self.mlp_ln(x))
+        return x + self.mlp(self.mlp_ln(x)), k, v
 
 
 class WhisperEncoder(nn.Module):

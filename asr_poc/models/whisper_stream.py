@@ -6,8 +6,6 @@ speaks, each giving exactly the frames that the chunked pass over the whole utte
   8 below the loudest bin heard so far, not the utterance's loudest, which no stream can know.
 - `stream_conv`: a convolution (kernel 3, padding 1, stride 1 or 2) + GELU over new frames, holding back the
   input frames its next output still needs.
-- `stream_block`: a transformer layer over one chunk, attending to the keys and values of earlier chunks (a cache)
-  and its own chunk, as `streaming.chunk_mask` allows in the whole-utterance pass.
 """
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .features import add_centred_samples
-from .whisper_encoder import FLOOR, HOP_LENGTH, N_FFT, Block
+from .whisper_encoder import FLOOR, HOP_LENGTH, N_FFT
 
 
 class StreamingWhisperLogMel:
@@ -65,15 +63,3 @@ def stream_conv(conv: nn.Conv1d, x: torch.Tensor, pending: Optional[torch.Tensor
         return x.new_zeros(1, conv.out_channels, 0), buf
     out = F.conv1d(buf[:, :, : (n - 1) * stride + 3], conv.weight, conv.bias, stride=stride)
     return F.gelu(out), buf[:, :, n * stride :]
-
-
-def stream_block(block: Block, x: torch.Tensor, cache: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One layer over a chunk x (1, T, D), attending to `cache` (1, 2, H, S, D/H: earlier keys and values) and the
-    chunk itself. Returns the output and this chunk's keys and values."""
-    b, t, d = x.shape
-    q, k, v = block.qkv(block.attn_ln(x)).view(b, t, 3, block.heads, d // block.heads).permute(2, 0, 3, 1, 4)
-    kv = torch.stack([k, v], dim=1)
-    keys = kv if cache is None else torch.cat([cache, kv], dim=3)
-    attended = F.scaled_dot_product_attention(q, keys[:, 0], keys[:, 1])
-    x = x + block.out(attended.transpose(1, 2).reshape(b, t, d))
-    return x + block.mlp(block.mlp_ln(x)), kv
