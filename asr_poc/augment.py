@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -118,21 +118,23 @@ def coloured_noise(n: int, colour: str) -> torch.Tensor:
 
 
 def fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """`x` convolved with `h`, cut to the length of `x` (power-of-two FFT)."""
-    size = _fft_size(x.numel() + h.numel() - 1)
-    return torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(h, size), size)[: x.numel()]
+    """`x` convolved with `h` along the last axis, cut to the length of `x` (power-of-two FFT; rows of a batch
+    with rows of `h`)."""
+    size = _fft_size(x.shape[-1] + h.shape[-1] - 1)
+    return torch.fft.irfft(torch.fft.rfft(x, size) * torch.fft.rfft(h, size), size)[..., : x.shape[-1]]
 
 
-def band_pass(x: torch.Tensor, sample_rate: int, low_hz: float, high_hz: float, slope_hz: float = 150.0
-              ) -> torch.Tensor:
-    """Keep `low_hz`..`high_hz`, with raised-cosine edges `slope_hz` wide (zero-phase, in the frequency domain)."""
-    size = _fft_size(x.numel())
+def band_pass(x: torch.Tensor, sample_rate: int, low_hz: Union[float, torch.Tensor],
+              high_hz: Union[float, torch.Tensor], slope_hz: float = 150.0) -> torch.Tensor:
+    """Keep `low_hz`..`high_hz`, with raised-cosine edges `slope_hz` wide (zero-phase, in the frequency domain),
+    along the last axis; for a batch (B, T), `low_hz` and `high_hz` may be (B, 1) tensors: a band per row."""
+    size = _fft_size(x.shape[-1])
     spectrum = torch.fft.rfft(x, size)
-    f = torch.linspace(0, sample_rate / 2, spectrum.numel())
+    f = torch.linspace(0, sample_rate / 2, spectrum.shape[-1], device=x.device)
     rise = ((f - (low_hz - slope_hz)) / slope_hz).clamp(0, 1)
     fall = (((high_hz + slope_hz) - f) / slope_hz).clamp(0, 1)
     mask = 0.5 - 0.5 * torch.cos(torch.pi * rise * fall)
-    return torch.fft.irfft(spectrum * mask, size)[: x.numel()]
+    return torch.fft.irfft(spectrum * mask, size)[..., : x.shape[-1]]
 
 
 def room_impulse_responses(count: int, sample_rate: int, seed: int = 0) -> list[np.ndarray]:

@@ -61,6 +61,9 @@ class TrainingConfig(StrictModel):
     threads: Literal["auto", "torch"] = "auto"  # asr_poc/threads.py: auto = passive OpenMP wait, free cores at start
     nice: int = Field(0, ge=0, le=19)  # niceness added to a background run (asr_poc/threads.py)
     num_workers: int = Field(0, ge=0, le=64)
+    # where the waveform augmentation runs: workers (per utterance, asr_poc/augment.py), batches (on the training
+    # device, asr_poc/augment_batch.py), auto (batches on CUDA, workers on the CPU: measured in benchmarks/README.md)
+    augment_in: Literal["auto", "workers", "batches"] = "auto"
     mixed_precision: bool = True
     init_checkpoint: Optional[str] = None  # a new run starts from these weights (and their vocabulary)
     # a new run's CTC head: null = characters; N = at most N sentencepiece BPE pieces trained on the train split

@@ -136,7 +136,7 @@ def test_an_alias_in_an_override_is_refused(data_dir):
 
 def test_an_unknown_key_lists_the_keys_of_its_own_section(data_dir):
     (problem,) = errors(["training.batch_sise=8"])
-    assert problem.startswith("training.batch_sise: unknown key (allowed: batch_seconds, batch_size, checkpoint_every, ")
+    assert problem.startswith("training.batch_sise: unknown key (allowed: augment_in, batch_seconds, batch_size, checkpoint_every, ")
     assert "available_models" not in problem
     (problem,) = errors(["colour=blue"])
     assert problem.startswith("colour: unknown key (allowed: available_datasets, available_models, ")

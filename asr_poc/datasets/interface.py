@@ -12,6 +12,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..audio import load_audio
 from ..augment import AugmentConfig, Augmenter
+from ..augment_batch import split_config
 from ..paths import resolve_path
 from ..plugins import register_base
 from ..text import CharTokenizer, TextConfig, normalize_text
@@ -92,6 +93,16 @@ class BaseASRDataset(Dataset, ABC):
         """Where the augmentation ramp stands: `utterances_seen` training utterances came before the next loader."""
         if self.augmenter is not None:
             self.augmenter.start_at(utterances_seen)
+
+    def take_batch_augmentation(self) -> Optional[AugmentConfig]:
+        """Hand the effects that have a batched form (`asr_poc.augment_batch`) to the trainer: they stop here, the
+        rest (pitch, codec) stays; returns them, or None when this split augments nothing."""
+        if self.augmenter is None:
+            return None
+        in_workers, in_batches = split_config(self.augmenter.config)
+        self.augmenter = (Augmenter(in_workers, self.sample_rate, self._random_other_waveform)
+                          if in_workers.active() else None)
+        return in_batches
 
     def _random_other_waveform(self) -> torch.Tensor:
         """A random utterance of this split (babble for the augmenter), drawn from torch's generator."""

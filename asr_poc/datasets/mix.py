@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..augment import AugmentConfig
 from ..plugins import get_dataset_class
 from .interface import SPLITS, BaseASRDataset, DatasetConfig, Utterance
 
@@ -105,6 +106,15 @@ class MixDataset(BaseASRDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         part, item = self._index[index]
         return self.parts[part][item]
+
+    def take_batch_augmentation(self) -> Optional[AugmentConfig]:
+        """The parts' batched effects when every part augments alike (one config for the whole batch); else
+        None, and each part keeps augmenting its own utterances in the workers."""
+        configs = [p.augmenter.config if p.augmenter is not None else None for p in self.parts]
+        if any(c != configs[0] for c in configs):
+            return None
+        taken = [part.take_batch_augmentation() for part in self.parts]
+        return taken[0]
 
     def start_augmenting_at(self, utterances_seen: int) -> None:
         for part in self.parts:  # each part starts from the whole mix's count, then counts only its own items

@@ -17,6 +17,7 @@ from typing import Callable, ContextManager, Optional
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..augment_batch import BatchAugmenter, batch_augmenter
 from ..config import dataset_section
 from ..datasets.bucketing import make_batch_sampler
 from ..datasets.interface import BaseASRDataset, collate_fn
@@ -54,13 +55,17 @@ class Setup:
     scaler: torch.amp.GradScaler
     autocast: Callable[[], ContextManager]
     sampler: Sampler
+    batch_augmenter: Optional[BatchAugmenter] = None  # training.augment_in: batches; None when the workers augment
 
     def loader(self, state: TrainState) -> DataLoader:
         """The batches of epoch `state.epoch` not yet done (all of them unless resuming inside it)."""
         self.sampler.set_epoch(state.epoch)
         batches = self.sampler.batches()
         done_this_epoch = sum(len(b) for b in batches[:state.batch_in_epoch])
-        self.train_set.start_augmenting_at(state.epoch * sum(len(b) for b in batches) + done_this_epoch)
+        seen = state.epoch * sum(len(b) for b in batches) + done_this_epoch
+        self.train_set.start_augmenting_at(seen)
+        if self.batch_augmenter is not None:
+            self.batch_augmenter.start_at(seen)
         return DataLoader(self.train_set, batch_sampler=batches[state.batch_in_epoch:],
                           collate_fn=partial(collate_fn, tokenizer=self.raw_model.tokenizer),
                           num_workers=self.training["num_workers"],
@@ -109,7 +114,9 @@ def assemble(run: Run, cfg: dict, ranks: Ranks, device: torch.device, record: Re
     # a model may give parameter groups of its own (e.g. a pretrained model's head at another learning rate)
     groups = getattr(raw_model, "parameter_groups", None)
     params = groups(tc["learning_rate"]) if callable(groups) else raw_model.parameters()
-    optimizer = optimizer_cls(params, lr=tc["learning_rate"], weight_decay=tc["weight_decay"])
+    # on CUDA the fused kernel: one launch for all parameters instead of several per tensor
+    optimizer = optimizer_cls(params, lr=tc["learning_rate"], weight_decay=tc["weight_decay"],
+                              fused=True if device.type == "cuda" else None)
     sampler = make_batch_sampler(train_set.durations(), tc["batch_size"], tc.get("batch_seconds"), seed=tc["seed"],
                                  rank=ranks.rank, world_size=ranks.world_size)
     total_steps = min(tc["max_steps"] or math.inf, tc["epochs"] * len(sampler))
@@ -140,10 +147,32 @@ def assemble(run: Run, cfg: dict, ranks: Ranks, device: torch.device, record: Re
             raw_model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=bool(getattr(raw_model, "leaves_parameters_unused", False)))
     state.in_epoch = True
+    augmenter = augment_in_batches(cfg, device, ranks, train_set, record)
     report_start(cfg, ranks, device, record, raw_model, train_set, dev_set, len(sampler), state)
     extra_sets = load_extra_sets(cfg, raw_model.sample_rate, record.event) if ranks.master else {}
     return Setup(run, tc, ranks, device, record, stop_event, train_set, dev_set, extra_sets, raw_model, model,
-                 optimizer, scheduler, scaler, autocast, sampler)
+                 optimizer, scheduler, scaler, autocast, sampler, augmenter)
+
+
+def augment_in_batches(cfg: dict, device: torch.device, ranks: Ranks, train_set: BaseASRDataset,
+                       record: Recorder) -> Optional[BatchAugmenter]:
+    """With `training.augment_in` batches (auto: on CUDA), take the effects that have a batched form from the data
+    set's workers and return what applies them to each batch on `device`; None when the workers keep them."""
+    tc = cfg["training"]
+    where = tc["augment_in"]
+    if where == "auto":
+        where = "batches" if device.type == "cuda" else "workers"
+    if where == "workers":
+        return None
+    config = train_set.take_batch_augmentation()
+    augmenter = batch_augmenter(config, train_set.sample_rate, seed=tc["seed"], rank=ranks.rank)
+    if augmenter is not None:
+        effects = ", ".join(e for e in augmenter.active_effects())
+        record.log(f"augmenting batches on {device}: {effects}")
+    else:
+        record.log("training.augment_in is batches, but no batched effect is on for all of the train split (a mix "
+                   "whose parts augment differently keeps augmenting in the workers)")
+    return augmenter
 
 
 def report_start(cfg: dict, ranks: Ranks, device: torch.device, record: Recorder, raw_model: BaseASRModel,

@@ -154,17 +154,22 @@ def train_step(s: Setup, state: TrainState, batch: dict) -> Optional[float]:
     Returns the loss, or None when the batch was skipped (a non-finite loss or gradient on any rank).
 
     The batch carries `step`, the run's global optimizer step it makes (from 0; restored from the checkpoint on
-    resume): a model whose training changes with the step (rnn-t's CTC warm-up) reads it there and keeps no count."""
+    resume): a model whose training changes with the step (rnn-t's CTC warm-up) reads it there and keeps no count.
+    The host waits for the device once a step, for the loss, the gradient norm and the batch's length together."""
+    batch = {k: v.to(s.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     batch["step"] = state.step
+    if s.batch_augmenter is not None:  # training.augment_in: batches (on the training device)
+        batch["waveforms"], batch["waveform_lengths"] = s.batch_augmenter(batch["waveforms"], batch["waveform_lengths"])
     with s.autocast():
         loss = s.model(batch)
     s.scaler.scale(loss).backward()
-    loss_value = float(loss.detach())
+    s.scaler.unscale_(s.optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.training["grad_clip"])
+    loss_value, grad_norm, samples = torch.stack(  # the step's one host sync
+        [loss.detach().float(), grad_norm.float(), batch["waveform_lengths"].sum().float()]).tolist()
     state.batch_in_epoch += 1
     if max_over_ranks(int(not math.isfinite(loss_value)), s.device, s.ranks):
         return skip_batch(s, state, f"loss is {loss_value}", f"loss is {'NaN' if math.isnan(loss_value) else loss_value}")
-    s.scaler.unscale_(s.optimizer)
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(s.model.parameters(), s.training["grad_clip"]))
     if not s.scaler.is_enabled() and not math.isfinite(grad_norm):  # fp16's scaler skips such steps itself
         return skip_batch(s, state, f"gradient norm is {grad_norm}", "gradients are not finite")
     state.bad_steps = 0
@@ -175,7 +180,7 @@ def train_step(s: Setup, state: TrainState, batch: dict) -> Optional[float]:
     s.optimizer.zero_grad(set_to_none=True)
     state.step += 1
     now = time.perf_counter()
-    audio_seconds = float(batch["waveform_lengths"].sum()) / s.raw_model.sample_rate * s.ranks.world_size
+    audio_seconds = samples / s.raw_model.sample_rate * s.ranks.world_size
     s.record.event({"type": "step", "step": state.step, "epoch": state.epoch + 1, "loss": loss_value, "lr": lr,
                     "audio_seconds_per_second": audio_seconds / max(now - state.tick, 1e-9), "grad_norm": grad_norm})
     state.tick, state.in_epoch = now, True
@@ -185,6 +190,7 @@ def train_step(s: Setup, state: TrainState, batch: dict) -> Optional[float]:
 def skip_batch(s: Setup, state: TrainState, warning: str, error: str) -> None:
     """Drop this batch's gradients with a warning; after MAX_BAD_STEPS in a row the run fails."""
     s.optimizer.zero_grad(set_to_none=True)
+    s.scaler.update()  # closes the unscale_ of this step (fp16: the inf it found lowers the scale); off: nothing
     state.bad_steps += 1
     s.record.log(f"{warning} at step {state.step + 1}; batch skipped", "warning")
     if state.bad_steps >= MAX_BAD_STEPS:
