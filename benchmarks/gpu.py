@@ -10,6 +10,8 @@ keeping what it has):
    Ratios are against eager fp32 in the same run.
 3. DDP through `torchrun` on the GPU (NCCL): the two-step way (`--create-only`, then the worker) and the natural
    command (`torchrun -m asr_poc train`).
+4. `pipeline`: the trainer's share of the model step alone, through `asr-poc bench` (issue 22's >= 80% target),
+   with the augmentation in the DataLoader workers against on the GPU (`training.augment_in`), bf16.
 
     python benchmarks/gpu.py --corpus DIR --out results.jsonl [--budget-s 420]
 """
@@ -199,6 +201,31 @@ def ddp_figures(corpus: str, root: str, out: Path, device: str) -> None:
     log(out, {"part": "ddp", "how": "natural", "run_folders": len(glob.glob(f"{r}/*/events.jsonl")), **figures})
 
 
+def pipeline_figures(corpus: str, out: Path, models: dict, deadline: float) -> None:
+    """`asr-poc bench`'s training figures (the real trainer, and the model step alone on batches held on the GPU)
+    for each model and size, with the augmentation in 8 workers and then on the GPU."""
+    for model, sizes in models.items():
+        for size in sizes:
+            for where in ("workers", "batches"):
+                if time.time() > deadline:
+                    return
+                sets = [f"datasets.synthetic.path={corpus}", "training.batch_size=32", "training.num_workers=8",
+                        f"training.augment_in={where}", "datasets.synthetic.augment.ramp_utterances=0"]
+                cmd = [sys.executable, "-m", "asr_poc", "bench", f"{model}:{size}", "--limit", "2", "--no-baseline",
+                       "--no-streaming", "--batch-size", "1", "--threads", "1", "--train-steps", "30", "--no-write",
+                       "--json", *[a for s in sets for a in ("--set", s)]]
+                record = {"part": "pipeline", "model": model, "size": size, "augment_in": where}
+                try:
+                    child = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                    training = json.loads(child.stdout)["systems"][0]["training"]
+                    record.update({k: training.get(k) for k in (
+                        "audio_seconds_per_second", "model_step_audio_seconds_per_second", "share_of_model_step",
+                        "step_ms_p50", "device", "reason")})
+                except Exception as err:  # a figure that fails is recorded, the others still run
+                    record["error"] = f"{type(err).__name__}: {str(err)[:300]}"
+                log(out, record)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", required=True)
@@ -208,7 +235,8 @@ def main() -> int:
     parser.add_argument("--models", default="conformer:xs,s,m;rnn-t:xs,s,m")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--steps", type=int, default=STEPS, help="training steps per trainer run")
-    parser.add_argument("--parts", default="trainer,ddp,model,fp32", help="which parts to run, in this order")
+    parser.add_argument("--parts", default="pipeline,trainer,ddp,model,fp32",
+                        help="which parts to run, in this order")
     args = parser.parse_args()
     models = {m.split(":")[0]: m.split(":")[1].split(",") for m in args.models.split(";")}
     deadline = time.time() + args.budget_s
@@ -219,6 +247,8 @@ def main() -> int:
               "cuda": torch.version.cuda, "cpu_count": os.cpu_count()})
     root = tempfile.mkdtemp(prefix="gpu-bench-")
     parts = args.parts.split(",")
+    if "pipeline" in parts:  # part 4 first: the figure issue 22 asks for
+        pipeline_figures(corpus, out, {m: s[:2] for m, s in models.items() if m == "conformer"}, deadline - 60)
     if "trainer" in parts:  # part 1: the real trainer, mixed precision
         for model, sizes in models.items():
             for size in sizes:

@@ -47,6 +47,10 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
     assert training["audio_seconds_per_second"] > 0 and training["steps_measured"] == 2
     assert training["batch_size"] == 4 and training["path"].startswith("asr_poc.training.trainer.train")
     assert training["peak_rss_mb"] >= training["rss_at_start_mb"] > 0
+    # the model step alone on batches held in memory, and the trainer's share of it (data loading is the difference)
+    assert training["model_step_audio_seconds_per_second"] > 0
+    assert training["share_of_model_step"] == pytest.approx(
+        training["audio_seconds_per_second"] / training["model_step_audio_seconds_per_second"])
     busy = training["beside_busy_core"]  # a background run beside a pure-Python busy loop
     assert busy["audio_seconds_per_second"] > 0 and busy["busy_loop_share"] > 0 and len(busy["load_average"]) == 3
     assert busy["thread_settings"]["policy"] == "auto" and busy["thread_settings"]["env_before_torch"]
@@ -58,6 +62,7 @@ def test_preset_bench_measures_speed_training_and_writes_report(small_corpus: Pa
     md = files["markdown"].read_text()
     assert f"| conformer:xs | {system['parameters'] / 1e6:.2f}M |" in md and "(baseline)" in md and "x) |" in md
     assert "## Streaming" in md and "## Training throughput" in md and "beside a busy core" in md
+    assert f"{training['model_step_audio_seconds_per_second']:.1f} ({100 * training['share_of_model_step']:.0f}%)" in md
     assert files["plot"].read_bytes()[:8] == PNG_MAGIC
 
 

@@ -140,15 +140,16 @@ def markdown(result: dict) -> str:
                            _num(st.get("wer")), _num(st.get("cer")), _num(st.get("full_context_wer")),
                            _num(st.get("full_context_cer"))]))
     lines += ["", "## Training throughput (the real trainer, fresh weights, SpecAugment as configured)", "",
-              _row(["system", "audio s per wall s", "beside a busy core (of idle; busy loop kept; load)", "step ms p50",
+              _row(["system", "audio s per wall s", "model step alone, audio s/s (trainer's share)",
+                    "beside a busy core (of idle; busy loop kept; load)", "step ms p50",
                     "batch", "threads", "cores kept busy", "device", "peak RSS MiB", "RSS at start MiB",
-                    "peak CUDA MiB"]), _row(["---"] * 11)]
+                    "peak CUDA MiB"]), _row(["---"] * 12)]
     for s in result["systems"]:
         t = s.get("training") or {}
         if t.get("available") is False:
-            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 9]))
+            lines.append(_row([s["name"], t.get("reason", "n/a"), *["-"] * 10]))
             continue
-        lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _beside_busy(t),
+        lines.append(_row([s["name"], _num(t.get("audio_seconds_per_second"), 1), _model_step(t), _beside_busy(t),
                            _num(t.get("step_ms_p50"), 0),
                            str(t.get("batch_size")), str(t.get("threads")), _num(t.get("cores_used"), 2),
                            str(t.get("device")),
@@ -158,6 +159,12 @@ def markdown(result: dict) -> str:
 
     lines += report_sections(result)
     return "\n".join(lines) + "\n"
+
+
+def _model_step(training: dict) -> str:
+    """'250.3 (78%)': the model step alone on batches held on the device, and the trainer's share of it."""
+    alone, share = training.get("model_step_audio_seconds_per_second"), training.get("share_of_model_step")
+    return f"{alone:.1f} ({100 * share:.0f}%)" if alone and share else "-"
 
 
 def _beside_busy(training: dict) -> str:

@@ -1,4 +1,5 @@
-"""Training throughput (audio seconds trained per wall second) and peak memory, on the real trainer.
+"""Training throughput (audio seconds trained per wall second) and peak memory, on the real trainer, beside the
+model step alone (`model_step.py`: the same model on batches already on the device) and the trainer's share of it.
 
 A throw-away run of the same architecture (fresh weights) trains for `warmup + steps` optimizer steps in a
 separate process through `asr_poc.training.trainer.train`: the same data loading, collation, SpecAugment,
@@ -56,7 +57,7 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
                               batch_size)
         run = Run.create(cfg, root=root)
         started = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "asr_poc.bench.training", str(run.path),
+        child = subprocess.run([sys.executable, "-m", "asr_poc.bench.training", str(run.path), str(steps),
                                 *(["--background"] if background else [])],
                                capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
                                start_new_session=background)  # a session of its own, as the launcher's worker
@@ -67,6 +68,10 @@ def measure_training(model_name: str, model_section: dict, config_path: Optional
             raise RuntimeError(f"training measurement failed: {tail if isinstance(tail, str) else tail[0]}")
         memory = json.loads((run.path / MEMORY_FILE).read_text())
         figures = throughput_from_events(run.events("step"), warmup)
+        alone = memory.pop("model_step", None) or {}
+        if alone.get("audio_seconds_per_second") and figures["audio_seconds_per_second"]:
+            figures["model_step_audio_seconds_per_second"] = alone["audio_seconds_per_second"]
+            figures["share_of_model_step"] = figures["audio_seconds_per_second"] / alone["audio_seconds_per_second"]
         tc = cfg["training"]
         return {**figures, **memory, "batch_size": tc["batch_size"], "spec_augment": tc["spec_augment"],
                 "optimizer": tc["optimizer"], "process_wall_seconds": wall,
@@ -99,7 +104,7 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def _child(run_dir: str, background: bool = False) -> int:
+def _child(run_dir: str, steps: int, background: bool = False) -> int:
     from ..threads import prepare_process
 
     training = Run(run_dir).config.get("training", {})
@@ -122,10 +127,14 @@ def _child(run_dir: str, background: bool = False) -> int:
               "cores_used": cpu / wall if wall > 0 else None, "device": "cpu", "peak_cuda_mb": None}
     if torch.cuda.is_available():
         memory.update(device=torch.cuda.get_device_name(0), peak_cuda_mb=torch.cuda.max_memory_allocated() / 2**20)
+    if status.get("state") == "finished":  # after the memory figures: they are the trainer's alone
+        from .model_step import model_step_throughput
+
+        memory["model_step"] = model_step_throughput(run_dir, steps=steps)
     (Path(run_dir) / MEMORY_FILE).write_text(json.dumps(memory))
     return 0 if status.get("state") == "finished" else 1
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(_child(sys.argv[1], background="--background" in sys.argv[2:]))
+    sys.exit(_child(sys.argv[1], int(sys.argv[2]), background="--background" in sys.argv[3:]))
