@@ -405,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN", help="run id or folder (best.pt, else last.pt), or a checkpoint file")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (onnx)")
     p.add_argument("--int8", action="store_true", help="also write <stem>.int8.onnx (dynamic int8 quantisation)")
-    p.add_argument("--streaming", action="store_true", help="a streaming whisper-ctc's chunk step with its state in "
-                   "and out (model-streaming.onnx + tokens.txt), for onnxruntime as sherpa-onnx streams")
+    p.add_argument("--streaming", action="store_true", help="a streaming whisper-ctc's or conformer's chunk step with "
+                   "its state in and out (model-streaming.onnx + tokens.txt), for onnxruntime as sherpa-onnx streams")
     p.add_argument("--out", help="folder for the files (default: the checkpoint's folder)")
     p.add_argument("--root", help="runs folder for run ids (default: checkpoint_dir of the config)")
     p.add_argument("--json", action="store_true", help="print the paths and sizes as JSON")

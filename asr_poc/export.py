@@ -11,7 +11,8 @@ stay float). The model's name, vocabulary and feature settings travel in the fil
 `Transcriber.from_checkpoint("best.onnx")` needs nothing else. Before a file is renamed into place it is run in
 onnxruntime on lengths the tracer never saw and compared with the eager model: a graph that fails or computes other
 logits is refused (today the Emformer transducer's CTC head is: its padding arithmetic does not survive tracing).
-Files are written to a temporary name and renamed.
+Files are written to a temporary name and renamed. `OnnxStreamingModel` runs the streaming exports (explicit state in
+and out, `export_streaming.py`) chunk by chunk.
 """
 from __future__ import annotations
 
@@ -309,3 +310,110 @@ class OnnxCTCModel:
     def inference(self, waveform) -> str:
         wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(1, -1)
         return self.transcribe(wav, torch.tensor([wav.shape[1]]))[0]
+
+
+class OnnxStreamingModel(OnnxCTCModel):
+    """A streaming export (`export_streaming.py`: whisper-ctc, `export_streaming_conformer.py`: conformer) run by
+    onnxruntime, chunk by chunk, with the streaming part of `BaseASRModel`: `init_stream_state()`,
+    `stream_step(samples, state, final)`, and `ctc_logits` / `transcribe` (each utterance streamed).
+
+    The graph takes x (1, window, n_mels), its valid frame count (`count_input`) and the state inputs, and returns
+    log_probs, num_frames and the next state. A subclass names its `format` and gives the streamed log-mel in front
+    of it (`_streaming_features`) and the state at the start (`_initial_graph_state`)."""
+
+    streaming = True
+    format, kind = "", ""  # the metadata's "streaming" value; the model's name, for errors
+    count_input = "num_frames"  # the graph's second input: valid frames of x
+    window_text = "frames"  # what x's frames are, for errors
+    lookahead_ms, frontend_delay_ms = 0.0, 0.0
+
+    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None):
+        if read_metadata(path).get("streaming") != self.format:
+            raise ExportError(f"{path}: not a streaming {self.kind} export (no {self.format!r} in its metadata)")
+        super().__init__(path, threads)  # metadata, tokenizer, features, the session
+        self.layout = self.meta["layout"]
+        self.name = f"{self.meta['model_name']} (onnx streaming{', int8' if self.meta.get('quantized') else ''})"
+        self.chunk_ms = float(self.layout["chunk_ms"])
+        self._mel = self._streaming_features()
+        self._state_names = [i.name for i in self.session.get_inputs()][2:]
+        self._x_shape = (1, self.layout["window"], self.layout["n_mels"])
+
+    def _streaming_features(self):
+        """The streamed log-mel (`init_state()`, `(samples, state, final) -> (frames, n_mels)`), outside the graph."""
+        raise NotImplementedError
+
+    def _initial_graph_state(self) -> dict[str, np.ndarray]:
+        """The graph's state inputs at the start of a stream."""
+        raise NotImplementedError
+
+    @property
+    def algorithmic_latency_ms(self) -> float:
+        return self.chunk_ms + self.lookahead_ms + self.frontend_delay_ms
+
+    # --- the graph, one chunk ------------------------------------------------------------------------------------
+    def run_chunk(self, x: np.ndarray, valid_frames: int, graph_state: dict[str, np.ndarray]
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One call of the graph: mel frames x (1, T, n_mels) of which `valid_frames` are valid, and the state
+        from `init_stream_state()["graph"]` or the previous call -> (log-probs of the valid frames (n, vocab), next
+        state)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != self._x_shape:
+            raise ValueError(f"a chunk of {self.path.name} is x of shape {self._x_shape} (batch, {self.window_text}"
+                             f", mel bins); got {x.shape}")
+        if not 0 < valid_frames <= self._x_shape[1]:
+            raise ValueError(f"{self.count_input} must be 1..{self._x_shape[1]}; got {valid_frames}")
+        feeds = {"x": x, self.count_input: np.array([valid_frames], np.int64), **graph_state}
+        out = self.session.run(None, feeds)
+        n = int(out[1][0])
+        return out[0][0, :n], dict(zip(self._state_names, out[2:]))
+
+    # --- streaming, as BaseASRModel ------------------------------------------------------------------------------
+    def init_stream_state(self) -> dict:
+        return {"mel": self._mel.init_state(), "pending": np.zeros((0, self.layout["n_mels"]), np.float32),
+                "graph": self._initial_graph_state(), "position": 0, "last": self.tokenizer.blank_id, "tokens": [],
+                "log_probs": None}
+
+    def _chunks(self, samples, state: dict, final: bool):
+        """Run every chunk the new samples complete (at `final`, also the last partial one); yield its log-probs."""
+        samples = torch.as_tensor(np.asarray(samples, dtype=np.float32)) if not isinstance(samples, torch.Tensor) \
+            else samples
+        mels = self._mel(samples, state["mel"], final).numpy()
+        pending = np.concatenate([state["pending"], mels]) if len(mels) else state["pending"]
+        window, shift = self._x_shape[1], self.layout["shift"]
+        while len(pending) >= window or (final and len(pending) > 0):
+            valid = min(window, len(pending))
+            x = pending[:window]
+            if valid < window:
+                x = np.concatenate([x, np.zeros((window - valid, x.shape[1]), np.float32)])
+            log_probs, state["graph"] = self.run_chunk(x[None], valid, state["graph"])
+            state["position"] += len(log_probs)  # encoder frames so far
+            pending = pending[shift:] if valid == window else pending[:0]
+            yield log_probs
+        state["pending"] = pending
+
+    def stream_step(self, samples, state: dict, final: bool = False) -> tuple[str, dict]:
+        """Feed new samples (1-D, at `sample_rate`); returns (greedy CTC text so far, state)."""
+        for log_probs in self._chunks(samples, state, final):
+            state["last"] = self.tokenizer.extend_ctc(log_probs.argmax(-1).tolist(), state["tokens"], state["last"])
+        return self.tokenizer.decode(state["tokens"]), state
+
+    def stream_log_probs(self, wav, push: int) -> torch.Tensor:
+        """Per-frame log-probs (frames, vocab) of `wav` streamed `push` samples at a time, then flushed."""
+        wav = torch.as_tensor(np.asarray(wav, dtype=np.float32)).reshape(-1)
+        state, pieces = self.init_stream_state(), []
+        for start in range(0, wav.numel(), push):
+            pieces += list(self._chunks(wav[start : start + push], state, False))
+        pieces += list(self._chunks(torch.zeros(0), state, True))
+        if not pieces:
+            return torch.zeros(0, self.layout["vocab_size"])
+        return torch.from_numpy(np.concatenate(pieces))
+
+    # --- whole utterances (each streamed) ------------------------------------------------------------------------
+    def ctc_logits(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) waveforms -> per-frame log-probs (B, frames, vocab) and frame counts, each row streamed whole."""
+        rows = [self.stream_log_probs(w[: int(n)].cpu(), int(n)) for w, n in zip(waveforms, lengths)]
+        frames = torch.tensor([r.shape[0] for r in rows], dtype=torch.int64)
+        out = torch.zeros(len(rows), max([r.shape[0] for r in rows], default=0), self.layout["vocab_size"])
+        for i, r in enumerate(rows):
+            out[i, : r.shape[0]] = r
+        return out, frames

@@ -26,6 +26,9 @@ models. sherpa-onnx itself has no model type for a Whisper-encoder CTC model, so
 onnxruntime can (`OnnxStreamingCTCModel`, with `init_stream_state` / `stream_step` as the torch model has, which
 `Transcriber.from_checkpoint("model-streaming.onnx")` loads).
 
+A streaming conformer's chunk step is built in `export_streaming_conformer.py`; this module writes, checks, loads
+(`load_onnx_model`) and exports (`export_streaming`) either kind.
+
 Write one with `export_streaming(checkpoint)` or `python -m asr_poc.export_streaming CHECKPOINT [--int8]`:
 `model-streaming.onnx` (and `model-streaming.int8.onnx`, onnxruntime's dynamic int8 quantisation of the weight
 matrix products, the final projection kept float) and `tokens.txt` (sherpa-onnx's "symbol id" lines) next to the
@@ -46,8 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .export import (METADATA_KEY, ExportError, OnnxCTCModel, _replace_atomically, exporting, quantize_int8,
-                     read_metadata)
+from .export import (METADATA_KEY, ExportError, OnnxCTCModel, OnnxStreamingModel, _replace_atomically, exporting,
+                     quantize_int8, read_metadata)
+from .export_streaming_conformer import FORMAT as CONFORMER_FORMAT
+from .export_streaming_conformer import OnnxStreamingConformerModel, conformer_parts
 from .text import CharTokenizer
 
 OPSET = 23
@@ -151,10 +156,11 @@ def _example(layout: dict) -> tuple:
 
 
 def _check_model(model) -> None:
-    if getattr(model, "name", None) != "whisper-ctc" or not getattr(model, "streaming", False):
-        raise ExportError(f"the streaming export takes a streaming whisper-ctc model (models.whisper-ctc."
-                          f"streaming_chunk_ms set); this is {getattr(model, 'name', type(model).__name__)!r}"
-                          f"{'' if getattr(model, 'streaming', False) else ' without streaming'}")
+    streaming = getattr(model, "streaming", False)
+    if getattr(model, "name", None) not in ("whisper-ctc", "conformer") or not streaming:
+        raise ExportError(f"the streaming export takes a streaming whisper-ctc or conformer model (models.whisper-ctc"
+                          f" or models.conformer with streaming_chunk_ms set); this is "
+                          f"{getattr(model, 'name', type(model).__name__)!r}{'' if streaming else ' without streaming'}")
 
 
 def sherpa_metadata(model, layout: dict) -> dict[str, str]:
@@ -177,42 +183,49 @@ def sherpa_metadata(model, layout: dict) -> dict[str, str]:
                 "; left_chunks null: the cache keeps the last 30 s only" if left is None else "")}
 
 
+def _whisper_parts(model) -> tuple:
+    """(format, graph, example inputs, (input names, output names), layout, sherpa props) of a whisper-ctc."""
+    layout = _layout(model)
+    graph = _ChunkGraph(model, layout["cache_frames"], layout["cache_limit"])
+    return FORMAT, graph, _example(layout), _names(layout["layers"]), layout, sherpa_metadata(model, layout)
+
+
 def export_streaming_onnx(model, path: str | os.PathLike, source: str = "") -> Path:
-    """Export the chunk step of `model` (a streaming `WhisperCTC`) to `path`; checked against the torch stream."""
+    """Export the chunk step of `model` (a streaming `WhisperCTC` or `ConformerCTC`) to `path`; checked against the
+    torch stream before it is renamed into place."""
     import onnx
 
     _check_model(model)
     path = Path(path)
     with exporting(model, path, f"streaming ONNX export of {model.name!r}") as tmp:
-        layout = _layout(model)
-        graph = _ChunkGraph(model, layout["cache_frames"], layout["cache_limit"]).eval()
-        inputs, outputs = _names(layout["layers"])
+        parts = conformer_parts if model.name == "conformer" else _whisper_parts
+        fmt, graph, example, (inputs, outputs), layout, props = parts(model)
         with torch.no_grad():
-            program = torch.onnx.export(graph, _example(layout), input_names=inputs, output_names=outputs,
+            program = torch.onnx.export(graph.eval(), example, input_names=inputs, output_names=outputs,
                                         opset_version=OPSET, dynamo=True, verbose=False)
         proto = program.model_proto
-        meta = {"format": 1, "streaming": FORMAT, "model_name": model.name, "config": model.config,
+        meta = {"format": 1, "streaming": fmt, "model_name": model.name, "config": model.config,
                 "source": source, "sample_rate": model.sample_rate, "n_fft": model.features.n_fft,
                 "layout": layout, "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "torch": torch.__version__,
                 "quantized": False}
-        onnx.helper.set_model_props(proto, {**sherpa_metadata(model, layout),
-                                            METADATA_KEY: json.dumps(meta, default=str)})
+        onnx.helper.set_model_props(proto, {**props, METADATA_KEY: json.dumps(meta, default=str)})
         onnx.save(proto, tmp)
         _check_stream(model, tmp)
     return path
 
 
 def stream_log_probs(model, wav: torch.Tensor, push: int) -> torch.Tensor:
-    """The torch stream's per-frame CTC log-probs (frames, vocab) of `wav` pushed `push` samples at a time."""
-    pieces, original = [], model._encode_chunk
-    model._encode_chunk = lambda x, state: pieces.append(original(x, state)) or pieces[-1]
+    """The torch stream's per-frame CTC log-probs (frames, vocab) of `wav` pushed `push` samples at a time (what
+    `model.head` computes for each chunk `stream_step` encodes)."""
+    pieces = []
+    hook = model.head.register_forward_hook(lambda module, inputs, output: pieces.append(output))
     try:
         state = model.init_stream_state()
         for start in range(0, wav.numel(), push):
             model.stream_step(wav[start : start + push], state)
         model.stream_step(torch.zeros(0), state, final=True)
     finally:
-        del model._encode_chunk
+        hook.remove()
     return torch.cat(pieces, dim=1)[0].float().log_softmax(-1) if pieces else torch.zeros(0, len(model.tokenizer))
 
 
@@ -221,7 +234,7 @@ def _check_stream(model, path: Path) -> None:
     wav = torch.randn(int(1.37 * model.sample_rate), generator=torch.Generator().manual_seed(1)) * 0.1
     ref = stream_log_probs(model, wav, 2560)
     try:
-        got = OnnxStreamingCTCModel(path, threads=1).stream_log_probs(wav, 2560)
+        got = load_onnx_model(path, threads=1).stream_log_probs(wav, 2560)
     except Exception as err:
         raise ExportError(f"the streaming graph of {model.name!r} does not run in onnxruntime: "
                           f"{str(err).splitlines()[0][:200]}") from None
@@ -241,7 +254,7 @@ def write_tokens(tokenizer: CharTokenizer, path: Path) -> Path:
 
 def export_streaming(checkpoint: str | os.PathLike, int8: bool = True, out_dir: Optional[str | os.PathLike] = None,
                      name: str = "model-streaming") -> dict:
-    """Export a streaming whisper-ctc checkpoint next to itself (or into `out_dir`): `<name>.onnx`,
+    """Export a streaming whisper-ctc or conformer checkpoint next to itself (or into `out_dir`): `<name>.onnx`,
     `<name>.int8.onnx` with `int8`, and `tokens.txt`. Returns the paths, sizes and the export time."""
     from .models.interface import BaseASRModel
 
@@ -261,113 +274,41 @@ def export_streaming(checkpoint: str | os.PathLike, int8: bool = True, out_dir: 
     return result
 
 
-class OnnxStreamingCTCModel(OnnxCTCModel):
-    """A `model-streaming.onnx` run by onnxruntime, chunk by chunk, with the streaming part of `BaseASRModel`:
-    `init_stream_state()`, `stream_step(samples, state, final)`, and `transcribe` (each utterance streamed)."""
+class OnnxStreamingCTCModel(OnnxStreamingModel):
+    """A streaming whisper-ctc's `model-streaming.onnx` run by onnxruntime (`export.OnnxStreamingModel`), with
+    whisper's streamed log-mel in front."""
 
-    streaming = True
+    format, kind = FORMAT, "whisper-ctc"
+    count_input = "num_mel_frames"
+    window_text = "mel frames: the chunk's 2 x chunk + 1 of look-ahead"
+    lookahead_ms, frontend_delay_ms = 30.0, 0.0  # as `WhisperCTC` (whisper_ctc.LOOKAHEAD_MS)
 
-    def __init__(self, path: str | os.PathLike, threads: Optional[int] = None):
+    def _streaming_features(self):
         from .models.whisper_encoder import WhisperLogMel
         from .models.whisper_stream import StreamingWhisperLogMel
 
-        if read_metadata(path).get("streaming") != FORMAT:
-            raise ExportError(f"{path}: not a streaming whisper-ctc export (no {FORMAT!r} in its metadata)")
-        super().__init__(path, threads)  # metadata, tokenizer, features, the session
-        self.layout = self.meta["layout"]
-        self.name = f"{self.meta['model_name']} (onnx streaming{', int8' if self.meta.get('quantized') else ''})"
-        self.chunk_ms = float(self.layout["chunk_ms"])
-        self.lookahead_ms, self.frontend_delay_ms = 30.0, 0.0  # as `WhisperCTC` (whisper_ctc.LOOKAHEAD_MS)
         mel = WhisperLogMel(self.layout["n_mels"], causal=True)
-        self._mel = StreamingWhisperLogMel(mel.filters, mel.window)
-        self._state_names = _names(self.layout["layers"])[0][2:]
-        self._x_shape = (1, self.layout["window"], self.layout["n_mels"])
+        return StreamingWhisperLogMel(mel.filters, mel.window)
 
-    @property
-    def algorithmic_latency_ms(self) -> float:
-        return self.chunk_ms + self.lookahead_ms + self.frontend_delay_ms
-
-    # --- the graph, one chunk ------------------------------------------------------------------------------------
-    def run_chunk(self, x: np.ndarray, num_mel_frames: int, graph_state: dict[str, np.ndarray]
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """One call of the graph: mel frames x (1, T, n_mels) of which `num_mel_frames` are valid, and the state
-        from `initial_state` or the previous call -> (log-probs of the valid frames (n, vocab), next state)."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.shape != self._x_shape:
-            raise ValueError(f"a chunk of {self.path.name} is x of shape {self._x_shape} (batch, mel frames: "
-                             f"{self.layout['shift']} of the chunk + 1 of look-ahead, mel bins); got {x.shape}")
-        if not 0 < num_mel_frames <= self._x_shape[1]:
-            raise ValueError(f"num_mel_frames must be 1..{self._x_shape[1]}; got {num_mel_frames}")
-        feeds = {"x": x, "num_mel_frames": np.array([num_mel_frames], np.int64), **graph_state}
-        out = self.session.run(None, feeds)
-        n = int(out[1][0])
-        return out[0][0, :n], dict(zip(self._state_names, out[2:]))
-
-    # --- streaming, as BaseASRModel ------------------------------------------------------------------------------
-    def init_stream_state(self) -> dict:
-        return {"mel": self._mel.init_state(), "pending": np.zeros((0, self.layout["n_mels"]), np.float32),
-                "graph": initial_state(self.layout), "position": 0, "last": self.tokenizer.blank_id, "tokens": [],
-                "log_probs": None}
-
-    def _chunks(self, samples, state: dict, final: bool):
-        """Run every chunk the new samples complete (at `final`, also the last partial one); yield its log-probs."""
-        samples = torch.as_tensor(np.asarray(samples, dtype=np.float32)) if not isinstance(samples, torch.Tensor) \
-            else samples
-        mels = self._mel(samples, state["mel"], final).numpy()
-        pending = np.concatenate([state["pending"], mels]) if len(mels) else state["pending"]
-        window, shift = self._x_shape[1], self.layout["shift"]
-        while len(pending) >= window or (final and len(pending) > 0):
-            valid = min(window, len(pending))
-            x = pending[:window]
-            if valid < window:
-                x = np.concatenate([x, np.zeros((window - valid, x.shape[1]), np.float32)])
-            log_probs, state["graph"] = self.run_chunk(x[None], valid, state["graph"])
-            state["position"] = int(state["graph"]["position"][0])
-            pending = pending[shift:] if valid == window else pending[:0]
-            yield log_probs
-        state["pending"] = pending
-
-    def stream_step(self, samples, state: dict, final: bool = False) -> tuple[str, dict]:
-        """Feed new samples (1-D, at `sample_rate`); returns (greedy CTC text so far, state)."""
-        for log_probs in self._chunks(samples, state, final):
-            state["last"] = self.tokenizer.extend_ctc(log_probs.argmax(-1).tolist(), state["tokens"], state["last"])
-        return self.tokenizer.decode(state["tokens"]), state
-
-    def stream_log_probs(self, wav, push: int) -> torch.Tensor:
-        """Per-frame log-probs (frames, vocab) of `wav` streamed `push` samples at a time, then flushed."""
-        wav = torch.as_tensor(np.asarray(wav, dtype=np.float32)).reshape(-1)
-        state, pieces = self.init_stream_state(), []
-        for start in range(0, wav.numel(), push):
-            pieces += list(self._chunks(wav[start : start + push], state, False))
-        pieces += list(self._chunks(torch.zeros(0), state, True))
-        if not pieces:
-            return torch.zeros(0, self.layout["vocab_size"])
-        return torch.from_numpy(np.concatenate(pieces))
-
-    # --- whole utterances (each streamed) ------------------------------------------------------------------------
-    def ctc_logits(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) waveforms -> per-frame log-probs (B, frames, vocab) and frame counts, each row streamed whole."""
-        rows = [self.stream_log_probs(w[: int(n)].cpu(), int(n)) for w, n in zip(waveforms, lengths)]
-        frames = torch.tensor([r.shape[0] for r in rows], dtype=torch.int64)
-        out = torch.zeros(len(rows), max([r.shape[0] for r in rows], default=0), self.layout["vocab_size"])
-        for i, r in enumerate(rows):
-            out[i, : r.shape[0]] = r
-        return out, frames
+    def _initial_graph_state(self) -> dict[str, np.ndarray]:
+        return initial_state(self.layout)
 
 
 def load_onnx_model(path: str | os.PathLike, threads: Optional[int] = None):
-    """An exported file run by onnxruntime: `OnnxStreamingCTCModel` for a streaming export (its metadata says so),
-    else `export.OnnxCTCModel`."""
-    if read_metadata(path).get("streaming"):
-        return OnnxStreamingCTCModel(path, threads=threads)
-    return OnnxCTCModel(path, threads=threads)
+    """An exported file run by onnxruntime: `OnnxStreamingCTCModel` (whisper-ctc) or `OnnxStreamingConformerModel`
+    for a streaming export (its metadata says which), else `export.OnnxCTCModel`."""
+    streaming = read_metadata(path).get("streaming")
+    if not streaming:
+        return OnnxCTCModel(path, threads=threads)
+    runner = OnnxStreamingConformerModel if streaming == CONFORMER_FORMAT else OnnxStreamingCTCModel
+    return runner(path, threads=threads)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m asr_poc.export_streaming",
-                                description="export a streaming whisper-ctc checkpoint's chunk step to ONNX "
-                                            "(explicit state in/out), next to the checkpoint")
-    p.add_argument("checkpoint", help="a streaming whisper-ctc checkpoint (.pt), or a run id/folder")
+                                description="export a streaming whisper-ctc or conformer checkpoint's chunk step "
+                                            "to ONNX (explicit state in/out), next to the checkpoint")
+    p.add_argument("checkpoint", help="a streaming whisper-ctc or conformer checkpoint (.pt), or a run id/folder")
     p.add_argument("--no-int8", action="store_true", help="skip the int8 (dynamic quantisation) copy")
     p.add_argument("--out", default=None, help="folder to write into (default: the checkpoint's)")
     p.add_argument("--root", default=None, help="runs folder, for a run id")

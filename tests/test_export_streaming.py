@@ -51,24 +51,34 @@ def pushes(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A checkpoint (left_chunks 2) exported with `python -m asr_poc.export_streaming CHECKPOINT`."""
-    folder = tmp_path_factory.mktemp("run")
-    model = tiny_streaming_whisper_ctc(left_chunks=2)
+def export_checkpoint(model, folder: Path) -> tuple:
+    """`model` saved as folder/best.pt and exported with `python -m asr_poc.export_streaming CHECKPOINT`."""
     model.save_checkpoint(folder / "best.pt")
     assert main([str(folder / "best.pt")]) == 0
     return model, folder
+
+
+def written_files(folder: Path) -> tuple:
+    """The export wrote its files and left no temporary one: the fp32 file's proto and its metadata props."""
+    import onnx
+
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "model-streaming.int8.onnx", "model-streaming.onnx",
+                                                        "tokens.txt"]
+    proto = onnx.load(str(folder / "model-streaming.onnx"))
+    return proto, {p.key: p.value for p in proto.metadata_props}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A checkpoint (left_chunks 2) exported with `python -m asr_poc.export_streaming CHECKPOINT`."""
+    return export_checkpoint(tiny_streaming_whisper_ctc(left_chunks=2), tmp_path_factory.mktemp("run"))
 
 
 def test_export_writes_the_files_with_sherpa_style_metadata(exported):
     import onnx
 
     model, folder = exported
-    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "model-streaming.int8.onnx", "model-streaming.onnx",
-                                                        "tokens.txt"]  # no temporary files left
-    proto = onnx.load(str(folder / "model-streaming.onnx"))
-    props = {p.key: p.value for p in proto.metadata_props}
+    proto, props = written_files(folder)
     assert props["model_type"] == "whisper-ctc-streaming" and props["chunk_size"] == "8" and props["T"] == "17"
     assert props["decode_chunk_len"] == "16" and props["left_chunks"] == "2" and props["left_context_len"] == "16"
     assert props["vocab_size"] == str(len(VOCAB)) and props["num_layers"] == "3"  # 2 encoder layers + 1 head layer
@@ -129,14 +139,21 @@ def test_int8_streams_and_its_transcripts_are_compared(exported):
     assert min(agree) > 0.9 and cer < 0.1
 
 
+def refuses_bad_chunks(runner, state: dict) -> None:
+    """A runner refuses, by name, an x of another shape and a chunk without a valid frame."""
+    window = runner.layout["window"]
+    with pytest.raises(ValueError, match=rf"x of shape \(1, {window}, 80\).*got \(1, {window - 1}, 80\)"):
+        runner.run_chunk(np.zeros((1, window - 1, 80), np.float32), window - 1, state)
+    with pytest.raises(ValueError, match=f"{runner.count_input} must be 1..{window}"):
+        runner.run_chunk(np.zeros((1, window, 80), np.float32), 0, state)
+
+
 def test_bad_chunks_and_files_are_refused_with_a_clear_error(exported, tmp_path):
     model, folder = exported
     runner = OnnxStreamingCTCModel(folder / "model-streaming.onnx")
     state = initial_state(runner.layout)
-    with pytest.raises(ValueError, match=r"x of shape \(1, 17, 80\).*got \(1, 16, 80\)"):
-        runner.run_chunk(np.zeros((1, 16, 80), np.float32), 16, state)
-    with pytest.raises(ValueError, match="num_mel_frames must be 1..17"):
-        runner.run_chunk(np.zeros((1, 17, 80), np.float32), 0, state)
+    assert runner.layout["window"] == 17 and runner.count_input == "num_mel_frames"
+    refuses_bad_chunks(runner, state)
     with pytest.raises(Exception, match="x"):  # onnxruntime itself names the input and its dimensions
         runner.session.run(None, {"x": np.zeros((1, 16, 80), np.float32), "num_mel_frames": np.array([16]), **state})
     log_probs, next_state = runner.run_chunk(np.zeros((1, 17, 80), np.float32), 17, state)

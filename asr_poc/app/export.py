@@ -16,7 +16,7 @@ def export_run(run_or_checkpoint: str, root: Optional[str | os.PathLike] = None,
     """Export the checkpoint of a run (id or folder, under `root`) or a checkpoint file; returns the paths, sizes
     and the time it took (`onnx`, `onnx_bytes`, `export_seconds`, and `int8`, `int8_bytes` with `int8`).
 
-    `streaming`: the chunk step of a streaming whisper-ctc with its state as inputs and outputs
+    `streaming`: the chunk step of a streaming whisper-ctc or conformer with its state as inputs and outputs
     (`asr_poc.export_streaming`: `model-streaming.onnx`, `tokens.txt`)."""
     from ..export import export_checkpoint, resolve_checkpoint
 
