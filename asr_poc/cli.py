@@ -197,7 +197,8 @@ def cmd_bench(args) -> int:
         split=args.split, limit=args.limit, threads=args.threads or [], batch_size=args.batch_size,
         repeats=args.repeats, baseline=not args.no_baseline, streaming=not args.no_streaming,
         references=[] if args.no_references else (args.reference or BenchOptions().references),
-        training=not args.no_training, train_steps=args.train_steps, cuda=not args.no_cuda, root=args.root,
+        training=not args.no_training, train_steps=args.train_steps, train_beside_busy=not args.no_busy_core,
+        cuda=not args.no_cuda, root=args.root,
         lm_path=args.lm, export=args.export,
         out=None if args.no_write else args.out, name=args.name, progress=not args.json)
     result = comparison.run_bench(options)
@@ -344,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-references", action="store_true", help="only PocketSphinx, not Whisper tiny.en")
     p.add_argument("--no-streaming", action="store_true", help="skip the streaming latency")
     p.add_argument("--no-training", action="store_true", help="skip the training throughput")
+    p.add_argument("--no-busy-core", action="store_true",
+                   help="skip the second training measurement, beside a busy core (a shared machine's figure)")
     p.add_argument("--no-cuda", action="store_true", help="skip the CUDA figures even when a GPU is there")
     p.add_argument("--lm", metavar="DIR", help="an `asr-poc lm build` folder: also compare greedy and beam search "
                    "(lexicon + word LM, lexicon-free + character LM) on the same files: WER and RTFx side by side")

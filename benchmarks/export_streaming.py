@@ -1,13 +1,15 @@
-"""Issue 22, item 4: a streaming whisper-ctc as eager torch vs the streaming ONNX export (fp32, int8), live-style.
+"""Issue 22, item 4: a streaming model (whisper-ctc or conformer) as eager torch vs the streaming ONNX export (fp32,
+int8), live-style.
 
-    .venv/bin/python benchmarks/export_streaming.py [CHECKPOINT] [--clips 40] [--push-ms 160]
+    .venv/bin/python benchmarks/export_streaming.py [CHECKPOINT] [--clips 40] [--push-ms 160] [--data DIR --split test]
 
-CHECKPOINT: a streaming whisper-ctc checkpoint (default: best.pt of the newest run under /tmp/exp/runs whose
-config.yaml sets streaming_chunk_ms). Exports it (asr_poc/export_streaming.py: fp32 and int8) into a temporary
-folder, then streams the first `--clips` clips of data/real-check (metadata.csv order) in pushes of `--push-ms`
+CHECKPOINT: a streaming whisper-ctc or conformer checkpoint (default: best.pt of the newest whisper-ctc run under
+/tmp/exp/runs whose config.yaml sets streaming_chunk_ms). Exports it (asr_poc/export_streaming.py: fp32 and int8)
+into a temporary folder, then streams the first `--clips` clips of data/real-check (metadata.csv order; a corpus
+with a splits.csv, such as data/synthetic, gives only its `--split` rows) in pushes of `--push-ms`
 through each backend on ONE thread (torch.set_num_threads(1), onnxruntime intra_op_num_threads=1), interleaved
 clip by clip (the order of the three rotates each clip, after one warm-up clip each), the final flush included.
-The log-mel front end is the same torch code for all three (`StreamingWhisperLogMel`, outside the graph).
+The log-mel front end is the same torch code for all three (the model's streaming features, outside the graph).
 
 Per backend: RTFx (audio seconds / compute seconds, wall and thread CPU), the ratio to eager, the compute of a
 push that completed exactly one chunk (p50/p95 ms, wall), WER/CER against the references, and how many final
@@ -31,7 +33,7 @@ import yaml
 from asr_poc.audio import load_audio
 from asr_poc.bench import machine
 from asr_poc.evaluation import error_rates
-from asr_poc.export_streaming import OnnxStreamingCTCModel, export_streaming
+from asr_poc.export_streaming import export_streaming, load_onnx_model
 from asr_poc.models.interface import BaseASRModel
 from asr_poc.references import reference
 
@@ -47,8 +49,12 @@ def newest_streaming_checkpoint(runs: Path = Path("/tmp/exp/runs")) -> Path:
     raise SystemExit(f"no streaming whisper-ctc run with a best.pt under {runs}")
 
 
-def clips(folder: Path, n: int) -> list[tuple[str, np.ndarray, str]]:
+def clips(folder: Path, n: int, split: str = "test") -> list[tuple[str, np.ndarray, str]]:
     rows = [line.split("|") for line in (folder / "metadata.csv").read_text().splitlines() if line.strip()]
+    if (folder / "splits.csv").is_file():  # a corpus with splits: only this split's utterances
+        wanted = {line.split("|")[0] for line in (folder / "splits.csv").read_text().splitlines()
+                  if line.strip().endswith(f"|{split}")}
+        rows = [r for r in rows if r[0] in wanted]
     return [(r[0], load_audio(folder / "wavs" / f"{r[0]}.wav", 16000), r[-1]) for r in rows[:n]]
 
 
@@ -78,6 +84,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--push-ms", type=float, default=160.0)
     parser.add_argument("--data", default=str(ROOT / "data" / "real-check"))
+    parser.add_argument("--split", default="test", help="with a corpus that has a splits.csv: which split")
     parser.add_argument("--reference", default="whisper-tiny.en", help="a reference recogniser timed beside (none: skip)")
     parser.add_argument("--out", default=None,
                         help="result JSON (default benchmarks/results/export-streaming-DATE.json)")
@@ -86,13 +93,13 @@ def main() -> None:
     checkpoint = Path(args.checkpoint) if args.checkpoint else newest_streaming_checkpoint()
     eager = BaseASRModel.from_checkpoint(checkpoint, device="cpu").eval()
     push = int(round(args.push_ms * eager.sample_rate / 1000))
-    data = clips(Path(args.data), args.clips)
+    data = clips(Path(args.data), args.clips, args.split)
     audio_seconds = sum(len(a) for _, a, _ in data) / eager.sample_rate
     described = machine.describe()
     with tempfile.TemporaryDirectory() as tmp:
         files = export_streaming(checkpoint, int8=True, out_dir=tmp)
-        systems = {"eager": eager, "onnx": OnnxStreamingCTCModel(files["onnx"], threads=1),
-                   "int8": OnnxStreamingCTCModel(files["int8"], threads=1)}
+        systems = {"eager": eager, "onnx": load_onnx_model(files["onnx"], threads=1),
+                   "int8": load_onnx_model(files["int8"], threads=1)}
         names = list(systems)
         recogniser = None if args.reference == "none" else reference(args.reference)
         for name in names:  # warm-up
@@ -139,10 +146,11 @@ def main() -> None:
         row["ratio_to_eager"] = row["rtfx"] / rows[0]["rtfx"]
         row["ratio_to_eager_thread_cpu"] = row["rtfx_thread_cpu"] / rows[0]["rtfx_thread_cpu"]
     result = {"benchmark": "export-streaming", "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "checkpoint": str(checkpoint), "model": {"chunk_ms": eager.chunk_ms, "chunk_frames": eager.chunk_frames,
+              "checkpoint": str(checkpoint), "model": {"name": eager.name, "chunk_ms": eager.chunk_ms,
+                                                       "chunk_frames": eager.chunk_frames,
                                                        "left_chunks": eager.spec.arch.left_chunks,
-                                                       "layers": len(eager.encoder.blocks) + len(eager.head_blocks),
-                                                       "width": eager.encoder.dims.width},
+                                                       "parameters": eager.num_parameters()},
+              "data": args.data, "split": args.split,
               "clips": len(data), "audio_seconds": audio_seconds, "push_ms": args.push_ms, "threads": 1,
               "export_seconds": files["export_seconds"], "load_average": {"start": load_start, "end": load_end},
               "machine": described, "backends": rows, "reference": ref_row if recogniser is not None else None,

@@ -213,6 +213,7 @@ def pipeline_figures(corpus: str, out: Path, models: dict, deadline: float) -> N
                         f"training.augment_in={where}", "datasets.synthetic.augment.ramp_utterances=0"]
                 cmd = [sys.executable, "-m", "asr_poc", "bench", f"{model}:{size}", "--limit", "2", "--no-baseline",
                        "--no-streaming", "--batch-size", "1", "--threads", "1", "--train-steps", "30", "--no-write",
+                       "--no-busy-core",
                        "--json", *[a for s in sets for a in ("--set", s)]]
                 record = {"part": "pipeline", "model": model, "size": size, "augment_in": where}
                 try:

@@ -177,7 +177,8 @@ class ConformerCTC(BaseASRModel):
         if getattr(self, "_stream_features", None) is None:
             self._stream_features = StreamingLogMel(self.frontend)
         return {"features": self._stream_features.init_state(), "subsampling": [None] * self.subsampling.layers,
-                "frames": None, "encoder": self.encoder.init_state(), "last": self.tokenizer.blank_id, "tokens": []}
+                "frames": None, "encoder": self.encoder.init_state(), "last": self.tokenizer.blank_id, "tokens": [],
+                "position": 0}  # encoder frames encoded so far
 
     @torch.inference_mode()
     def stream_step(self, samples: torch.Tensor, state: dict, final: bool = False) -> tuple[str, dict]:
@@ -189,6 +190,7 @@ class ConformerCTC(BaseASRModel):
             chunk, frames = frames[:, : self.chunk_frames], frames[:, self.chunk_frames :]
             keep = None if self.left_chunks is None else self.left_chunks * self.chunk_frames
             chunk = self.encoder.stream(chunk, state["encoder"], keep)
+            state["position"] += chunk.shape[1]
             state["last"] = self.tokenizer.extend_ctc(self.head(chunk)[0].argmax(-1).tolist(), state["tokens"],
                                                       state["last"])
         state["frames"] = frames
