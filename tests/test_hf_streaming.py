@@ -167,3 +167,60 @@ def test_a_hub_split_is_streamed_and_remote_audio_read_once(tmp_path: Path, monk
     assert [u.audio for u in train.items] == [wav_bytes(i) for i in range(4)]
     assert train.durations() == pytest.approx([0.3 + 0.05 * i for i in range(4)], abs=1e-3)
     assert len(train[3]["waveform"]) == len(tone(3))
+
+
+# --- streaming_windows: the train split walks through the whole stream, one window an epoch ------------------------
+
+def test_windows_walk_through_the_stream_and_start_again(parquet_folder: Path):
+    """7 train rows, windows of 3: epochs 0-2 read rows 0-2, 3-5, 6; epoch 3 starts again at 0; a data set made
+    fresh (a resumed run) for epoch 4 reads window 1, counting the stream's rows once to know where it wraps."""
+    cfg = config(parquet_folder, streaming=True, streaming_utterances=3, streaming_windows=True)
+    train = HFDataset(cfg, "train")
+    ids = [[u.id for u in train.items]]
+    for epoch in (1, 2, 3):
+        assert train.start_epoch(epoch)
+        ids.append([u.id for u in train.items])
+    assert ids == [["tr0", "tr1", "tr2"], ["tr3", "tr4", "tr5"], ["tr6"], ["tr0", "tr1", "tr2"]]
+    assert train.windows == 3 and not train.start_epoch(3)  # the same window: nothing to do
+    resumed = HFDataset(cfg, "train")
+    assert resumed.start_epoch(4) and resumed.windows == 3 and [u.id for u in resumed.items] == ["tr3", "tr4", "tr5"]
+    whole = HFDataset(config(parquet_folder), "train")
+    assert torch.equal(resumed[0]["waveform"], whole[3]["waveform"])
+    dev = HFDataset(cfg, "dev")  # dev and test keep their first rows
+    assert not dev.start_epoch(1) and [u.id for u in dev.items] == ["va0", "va1", "va2"]
+    with pytest.raises(ValidationError, match="set streaming: true"):
+        HFConfig.model_validate({"path": str(parquet_folder), "streaming_windows": True})
+
+
+def test_the_trainer_trains_on_each_window_and_resumes_exactly(parquet_folder: Path, tmp_path: Path):
+    """A tiny run over windows of 4 rows (batch 2): 4 epochs are 2 + 2 + 2 + 2 steps over windows 0, 1, 0, 1; the
+    same run stopped after 3 steps (inside epoch 2, window 1) and resumed ends with the same weights."""
+    from asr_poc.config import load_config
+    from asr_poc.runs import Run
+    from asr_poc.training.trainer import train
+    from tests.conftest import NO_EXTRA_EVAL, TINY_MODEL
+
+    def run_config(*overrides: str) -> dict:
+        return load_config(None, ["dataset=hf", f"datasets.hf.path={parquet_folder}",
+                                  "datasets.hf.text_column=transcription", "datasets.hf.streaming=true",
+                                  "datasets.hf.streaming_utterances=4", "datasets.hf.streaming_windows=true",
+                                  f"checkpoint_dir={tmp_path}", "training.batch_size=2", "training.eval_utterances=0",
+                                  "training.warmup_steps=1", NO_EXTRA_EVAL, *TINY_MODEL, *overrides])
+
+    straight = Run.create(run_config("training.epochs=4"))
+    assert train(straight)["state"] == "finished"
+    windows = [e["message"] for e in straight.events("log") if "of the stream" in e["message"]]
+    assert [m.split(":")[0] for m in windows] == ["epoch 2", "epoch 3", "epoch 4"], windows
+    assert "3 utterances, window 1" in windows[0] and "4 utterances, window 0" in windows[1]
+    steps = len(straight.events("step"))
+    assert steps == 2 + 2 + 2 + 2, steps  # windows of 4 and 3 rows, batches of 2
+
+    split = Run.create(run_config("training.epochs=4", "training.max_steps=3"))
+    assert train(split)["state"] == "finished"
+    split.override_training(["training.max_steps=null"])
+    assert train(split, resume=True)["state"] == "finished"
+    assert [e["step"] for e in split.events("step")] == list(range(1, steps + 1))
+    a = torch.load(straight.last_checkpoint, weights_only=False)["state_dict"]
+    b = torch.load(split.last_checkpoint, weights_only=False)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)

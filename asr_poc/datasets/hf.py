@@ -16,6 +16,12 @@ or converted up front) and reads only its first `streaming_utterances` rows into
 and texts), so a huge hub data set or local parquet/audiofolder folder is usable without fetching all of it. A
 missing split is then carved out of the first `streaming_utterances` rows of train. A `save_to_disk` folder cannot
 be streamed (use it without `streaming`, or write it as parquet with `Dataset.to_parquet`).
+
+`streaming_windows: true` walks the train split through the whole stream instead: epoch k trains on rows
+k*N .. (k+1)*N - 1 (N = `streaming_utterances`; `IterableDataset.skip` then `take`), one window in memory at a time,
+and after the stream's last row it starts again from the first window. A window depends only on its epoch, so a
+resumed run reads the window it stopped in. Dev and test stay the first N rows of their splits; the vocabulary of a
+new run comes from the first window's texts.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import soundfile as sf
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..audio import load_audio
 from ..paths import resolve_path
@@ -46,6 +52,13 @@ class HFConfig(DatasetConfig):
     revision: Optional[str] = None  # a hub data set's commit, tag or branch (reproducible runs)
     streaming: bool = False  # open splits as streams and read only their first `streaming_utterances` rows
     streaming_utterances: int = Field(1000, ge=1)  # rows of each streamed split read into memory
+    streaming_windows: bool = False  # with streaming: each epoch trains on the next streaming_utterances rows
+
+    @model_validator(mode="after")
+    def _windows_need_streaming(self) -> "HFConfig":
+        if self.streaming_windows and not self.streaming:
+            raise ValueError("streaming_windows walks through a stream: set streaming: true as well")
+        return self
 
 
 def looks_like_hub_id(path: str) -> bool:
@@ -159,6 +172,35 @@ class HFDataset(BaseASRDataset):
     Config = HFConfig
     prepare_hint = "give a folder saved with Dataset.save_to_disk, an audiofolder, or a hub id like owner/name"
 
+    def __init__(self, config: dict, split: str = "train"):
+        self.window = 0  # which streaming_utterances rows of the stream (streaming_windows), before _load_data
+        self.windows: Optional[int] = None  # how many windows the stream holds, once its end has been read
+        super().__init__(config, split)
+
+    def start_epoch(self, epoch: int) -> bool:
+        """With `streaming_windows` (train split): hold the rows of epoch `epoch`'s window; True when they changed."""
+        cfg = HFConfig.model_validate(self.config)
+        if not (cfg.streaming and cfg.streaming_windows and self.split == "train"):
+            return False
+        window = epoch % self.windows if self.windows else epoch
+        if window == self.window:
+            return False
+        self.window = window
+        self.items = self._load_data()
+        if self.rows_read < cfg.streaming_utterances:  # the stream ended in (or before) this window
+            self.windows = self._count_windows(cfg) if self.rows_read == 0 else window + 1
+            if window >= self.windows:
+                self.window = window % self.windows
+                self.items = self._load_data()
+        return True
+
+    def _count_windows(self, cfg: HFConfig) -> int:
+        """Windows in the whole train stream (a resume past its end: read its text column once to count rows)."""
+        source = load_source(cfg.path, cfg.config_name, cfg.revision, True)
+        table = source[cfg.split_names.get("train", "train")] if isinstance(source, Mapping) else source
+        rows = sum(1 for _ in table.select_columns([cfg.text_column]))
+        return max(1, -(-rows // cfg.streaming_utterances))
+
     @classmethod
     def check_source(cls, config: dict) -> Optional[str]:
         path = str(config["path"])
@@ -206,10 +248,13 @@ class HFDataset(BaseASRDataset):
         if streamed:
             from datasets.utils.file_utils import is_local_path
 
+            if self.window:
+                table = table.skip(self.window * cfg.streaming_utterances)  # rows of earlier windows: not kept
             table = table.take(cfg.streaming_utterances)  # the only rows read, once
 
-        items = []
-        for index, row in enumerate(table):
+        items, self.rows_read = [], 0
+        for index, row in enumerate(table, start=self.window * cfg.streaming_utterances if streamed else 0):
+            self.rows_read += 1
             audio = path = row[cfg.audio_column]
             if isinstance(audio, dict):
                 path = audio.get("path")

@@ -89,6 +89,11 @@ class BaseASRDataset(Dataset, ABC):
             waveform = self.augmenter(waveform)
         return {"id": item.id, "waveform": waveform, "text": normalize_text(item.text, self.text_config)}
 
+    def start_epoch(self, epoch: int) -> bool:
+        """Before epoch `epoch`'s batches: a data set that changes its items per epoch (a window of a stream) loads
+        them and returns True, so that the trainer draws new batches; the others keep theirs (False)."""
+        return False
+
     def start_augmenting_at(self, utterances_seen: int) -> None:
         """Where the augmentation ramp stands: `utterances_seen` training utterances came before the next loader."""
         if self.augmenter is not None:

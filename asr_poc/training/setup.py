@@ -59,6 +59,12 @@ class Setup:
 
     def loader(self, state: TrainState) -> DataLoader:
         """The batches of epoch `state.epoch` not yet done (all of them unless resuming inside it)."""
+        if self.train_set.start_epoch(state.epoch):  # new items this epoch (a window of a stream): new batches
+            tc = self.training
+            self.sampler = make_batch_sampler(self.train_set.durations(), tc["batch_size"], tc.get("batch_seconds"),
+                                              seed=tc["seed"], rank=self.ranks.rank, world_size=self.ranks.world_size)
+            self.record.log(f"epoch {state.epoch + 1}: {len(self.train_set)} utterances, window "
+                            f"{getattr(self.train_set, 'window', '?')} of the stream; {len(self.sampler)} batches")
         self.sampler.set_epoch(state.epoch)
         batches = self.sampler.batches()
         done_this_epoch = sum(len(b) for b in batches[:state.batch_in_epoch])

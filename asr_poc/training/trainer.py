@@ -83,8 +83,9 @@ def train(run: Run, resume: bool = False, stop_event: Optional[threading.Event] 
         # ---- the loop -------------------------------------------------------------------------------------------
         end = should_end(s, state)
         while end is None and state.epoch < tc["epochs"]:
+            loader = s.loader(state)  # first: a data set may change its items (and batches) per epoch
             bar = progress_bar(s, state) if progress and ranks.master else None
-            for batch in s.loader(state):
+            for batch in loader:
                 loss = train_step(s, state, batch)
                 if loss is not None and checkpoint_due(s, state):
                     save(s, state, "last")  # a crash loses minutes, not an epoch
