@@ -32,6 +32,7 @@ import yaml
 
 from asr_poc.audio import load_audio
 from asr_poc.bench import machine
+from asr_poc.bench.export_stream import stream_once as stream
 from asr_poc.evaluation import error_rates
 from asr_poc.export_streaming import export_streaming, load_onnx_model
 from asr_poc.models.interface import BaseASRModel
@@ -56,26 +57,6 @@ def clips(folder: Path, n: int, split: str = "test") -> list[tuple[str, np.ndarr
                   if line.strip().endswith(f"|{split}")}
         rows = [r for r in rows if r[0] in wanted]
     return [(r[0], load_audio(folder / "wavs" / f"{r[0]}.wav", 16000), r[-1]) for r in rows[:n]]
-
-
-def stream(model, audio: np.ndarray, push: int, chunk_frames: int) -> dict:
-    """Push `audio` in pieces of `push` samples, then flush; per push the wall time and the chunks it completed."""
-    wav = torch.from_numpy(audio)
-    state = model.init_stream_state()
-    wall, cpu, one_chunk, position, text = 0.0, 0.0, [], 0, ""
-    starts = list(range(0, len(audio), push))
-    for i, start in enumerate(starts + [None]):
-        final = start is None
-        piece = torch.zeros(0) if final else wav[start : start + push]
-        t0, c0 = time.perf_counter(), time.thread_time()
-        text, state = model.stream_step(piece, state, final=final)
-        dt, dc = time.perf_counter() - t0, time.thread_time() - c0
-        wall, cpu = wall + dt, cpu + dc
-        chunks = (int(state["position"]) - position) / chunk_frames
-        position = int(state["position"])
-        if chunks == 1 and not final:
-            one_chunk.append(1000 * dt)
-    return {"text": text, "wall": wall, "cpu": cpu, "chunk_ms": one_chunk, "frames": position}
 
 
 def main() -> None:

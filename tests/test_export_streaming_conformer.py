@@ -183,3 +183,26 @@ def test_the_command_line_exports_a_streaming_conformer(exported, tmp_path):
     texts = [Transcriber.from_checkpoint(tmp_path / "out" / "model-streaming.onnx").transcribe(a).text
              for a in held_out_audio(1)]
     assert texts == [[r.text for r in Transcriber(model).stream(pushes(a, [PUSH]))][-1] for a in held_out_audio(1)]
+
+
+def test_bench_export_streams_eager_onnx_and_int8_on_the_same_files(exported):
+    """`asr-poc bench --export` on a streaming checkpoint: the three backends stream the same files; fp32 changes no
+    transcript, every backend has its chunk compute, and the report has the section."""
+    from types import SimpleNamespace
+
+    from asr_poc.bench.decoding import decoding_and_export, report_sections, streams_to_onnx
+
+    model, folder = exported
+    assert streams_to_onnx(model) and not streams_to_onnx(tiny_streaming_conformer(streaming=False))
+    system = SimpleNamespace(kind="checkpoint", source=str(folder / "best.pt"), model=model)
+    both = decoding_and_export(system, held_out_audio(2), [], None, export=True)
+    assert both["export"].get("backends"), both["export"]  # the whole-utterance export beside the streamed one
+    result = both["export_streaming"]
+    rows = {r["backend"]: r for r in result["backends"]}
+    assert list(rows) == ["eager", "onnx", "int8"] and result["utterances"] == 2 and result["push_ms"] == 160
+    assert rows["eager"]["speedup"] == 1.0 and all(r["rtfx"] > 0 and r["speedup"] > 0 for r in rows.values())
+    assert rows["onnx"]["changed_transcripts"] == 0 and rows["onnx"]["wer_vs_eager"] == 0.0
+    assert all(r["chunk_ms_p50"] is not None and r["chunk_ms_p95"] >= r["chunk_ms_p50"] for r in rows.values())
+    text = "\n".join(report_sections({"systems": [{"name": "run", "export_streaming": result}]}))
+    assert "## Streaming export: eager stream vs ONNX vs int8, 160 ms pushes (run)" in text
+    assert "| onnx |" in text and "compute per chunk p50 / p95 ms: eager" in text

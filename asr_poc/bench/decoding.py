@@ -73,12 +73,22 @@ def report_sections(result: dict) -> list[str]:
         if s.get("export"):
             lines += ["", f"## Export: eager torch vs ONNX vs int8 ({s['name']})", "",
                       export_markdown(s["export"]) if s["export"].get("backends") else s["export"].get("reason", "")]
+        streamed = s.get("export_streaming")
+        if streamed:
+            lines += ["", f"## Streaming export: eager stream vs ONNX vs int8, {streamed.get('push_ms', 0):g} ms "
+                          f"pushes ({s['name']})", "",
+                      export_markdown(streamed) if streamed.get("backends") else streamed.get("reason", "")]
+            if streamed.get("backends"):
+                lines.append("compute per chunk p50 / p95 ms: " + "; ".join(
+                    f"{r['backend']} {r['chunk_ms_p50']:.2f} / {r['chunk_ms_p95']:.2f}"
+                    for r in streamed["backends"] if r.get("chunk_ms_p50") is not None))
     return lines
 
 
 def decoding_and_export(system, waveforms: list[np.ndarray], references: list[str], lm_path: Optional[str],
                         export: bool, decoding: Optional[dict] = None, repeats: int = 1) -> dict:
-    """`asr-poc bench --lm DIR` / `--export` for one trained system: {"decoding": ..., "export": ...}.
+    """`asr-poc bench --lm DIR` / `--export` for one trained system: {"decoding": ..., "export": ...}, and for a
+    streaming whisper-ctc or conformer also {"export_streaming": ...} (`export_stream.py`).
 
     A failure becomes that part's `reason` (one line); the rest of the bench keeps its figures.
     """
@@ -98,4 +108,17 @@ def decoding_and_export(system, waveforms: list[np.ndarray], references: list[st
             out["export"] = bench_exports(system.source, waveforms, references, repeats=max(1, repeats))
         except Exception as err:
             out["export"] = {"available": False, "reason": f"{err.__class__.__name__}: {str(err).splitlines()[0]}"}
+        if system.kind == "checkpoint" and streams_to_onnx(system.model):  # and its chunk step, streamed
+            from .export_stream import bench_streaming_exports
+
+            try:
+                out["export_streaming"] = bench_streaming_exports(system.source, waveforms, references)
+            except Exception as err:
+                out["export_streaming"] = {"available": False,
+                                           "reason": f"{err.__class__.__name__}: {str(err).splitlines()[0]}"}
     return out
+
+
+def streams_to_onnx(model) -> bool:
+    """Whether `asr-poc export --streaming` takes this model: a streaming whisper-ctc or conformer."""
+    return getattr(model, "name", None) in ("whisper-ctc", "conformer") and bool(getattr(model, "streaming", False))
