@@ -174,13 +174,24 @@ def test_dft_frontend_matches_the_stft_front_ends():
         whisper.log_mel = WhisperLogMel(80)
         (got, _), (want, _) = dft_frontend(whisper).log_mel(wav, n), whisper.log_mel(wav, n)
         assert float((got - want).abs().max()) < 1e-4
+        whisper.log_mel = WhisperLogMel(80, causal=True)  # the running floor: a scan instead of cummax
+        (got, _), (want, _) = dft_frontend(whisper).log_mel(wav, n), whisper.log_mel(wav, n)
+        assert float((got - want).abs().max()) < 1e-4
 
 
-def tiny_whisper_ctc():
+def test_running_max_equals_cummax():
+    from asr_poc.models.whisper_encoder import running_max
+
+    x = torch.randn(3, 1000, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(running_max(x, 10), torch.cummax(x, -1).values)  # 2**10 >= 1000 values a row
+    assert not torch.equal(running_max(x, 3), torch.cummax(x, -1).values)  # too few steps reach 8 back only
+
+
+def tiny_whisper_ctc(arch: dict | None = None):
     from asr_poc.plugins import get_model_class
 
     torch.manual_seed(0)
-    model = get_model_class("whisper-ctc")({"model": "whisper-ctc", "features": {}, "arch": {}, "vocab": VOCAB,
+    model = get_model_class("whisper-ctc")({"model": "whisper-ctc", "features": {}, "arch": arch or {}, "vocab": VOCAB,
                                             "extra": {"encoder_dims": {"n_mels": 80, "width": 64, "heads": 2,
                                                                        "layers": 1}}}).eval()
     with torch.no_grad():
@@ -188,10 +199,13 @@ def tiny_whisper_ctc():
     return model
 
 
-def test_whisper_ctc_exports_with_its_logits_and_transcripts(tmp_path):
+@pytest.mark.parametrize("arch", [{}, {"streaming_chunk_ms": 160, "left_chunks": 2}], ids=["full", "streaming"])
+def test_whisper_ctc_exports_with_its_logits_and_transcripts(tmp_path, arch):
+    """Full context, and a streaming student whole (chunked attention, the causal log-mel floor: its running
+    maximum is a scan in the graph, which has no cummax)."""
     from asr_poc.export import quantize_int8
 
-    model = tiny_whisper_ctc()
+    model = tiny_whisper_ctc(arch)
     path = export_onnx(model, tmp_path / "w.onnx")
     onnx_model = OnnxCTCModel(path)
     audios = held_out_audio(3)

@@ -58,11 +58,13 @@ class DFTPowerSpectrogram(nn.Module):
 
 
 class DFTWhisperLogMel(WhisperLogMel):
-    """`WhisperLogMel` with the STFT as `DFTPowerSpectrogram`; the same log-mel, floor and scaling."""
+    """`WhisperLogMel` with the STFT as `DFTPowerSpectrogram` and the causal floor's running maximum as a scan; the
+    same log-mel, floor and scaling."""
 
     def __init__(self, original: WhisperLogMel):
         super().__init__(original.filters.shape[0], causal=original.causal)
         self.dft = DFTPowerSpectrogram(self.window.numel(), HOP_LENGTH, self.window)
+        self.scan_steps = 13  # the causal floor without cummax (no ONNX op): 8,192 frames, past the graph's 30 s
 
     def power(self, waveforms: torch.Tensor) -> torch.Tensor:
         return self.dft(waveforms)[..., :-1]  # whisper drops the last frame

@@ -53,6 +53,7 @@ class WhisperLogMel(nn.Module):
                                                        norm="slaney", mel_scale="slaney")  # = librosa.filters.mel
         self.register_buffer("filters", fbanks.T.contiguous(), persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.scan_steps: int | None = None  # the causal floor's running maximum: torch.cummax (None) or a scan
 
     @staticmethod
     def frames(sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -69,16 +70,25 @@ class WhisperLogMel(nn.Module):
         frames = self.frames(lengths).clamp(max=log_spec.shape[-1])
         valid = torch.arange(log_spec.shape[-1], device=log_spec.device)[None, :] < frames[:, None]
         if self.causal:
-            return (causal_floor(log_spec, valid) + 4.0) / 4.0, frames
+            return (causal_floor(log_spec, valid, self.scan_steps) + 4.0) / 4.0, frames
         loudest = log_spec.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=(1, 2), keepdim=True)
         return (torch.maximum(log_spec, loudest - FLOOR) + 4.0) / 4.0, frames
 
 
-def causal_floor(log_spec: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def causal_floor(log_spec: torch.Tensor, valid: torch.Tensor, scan_steps: int | None = None) -> torch.Tensor:
     """log10 power (B, n_mels, T) floored 8 below the loudest bin up to each frame (a running maximum)."""
     per_frame = log_spec.masked_fill(~valid[:, None, :], float("-inf")).amax(dim=1)  # (B, T)
-    loudest = torch.cummax(per_frame, dim=1).values
+    loudest = torch.cummax(per_frame, dim=1).values if scan_steps is None else running_max(per_frame, scan_steps)
     return torch.maximum(log_spec, (loudest - FLOOR)[:, None, :])
+
+
+def running_max(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """`torch.cummax(x, -1).values` for rows of up to 2**steps values, as `steps` shifted maxima (a doubling scan):
+    ops the ONNX exporter has, where it has no cummax."""
+    for k in range(steps):
+        shift = 2**k
+        x = torch.maximum(x, F.pad(x, (shift, 0), value=float("-inf"))[..., : x.shape[-1]])
+    return x
 
 
 class Block(nn.Module):
