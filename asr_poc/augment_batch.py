@@ -113,18 +113,17 @@ class BatchAugmenter:
                 groups.setdefault(f, []).append(b)
         if not groups:
             return x, lengths
-        outs, new_lengths = dict(), lengths.clone()
+        resampled, new_lengths = [], lengths.clone()
         for f, members in groups.items():
             orig, new = round(self.sample_rate * f), self.sample_rate  # 1.1 -> 10% shorter, as Augmenter.speed
             g = math.gcd(orig, new)
             index = torch.tensor(members, device=x.device)
-            outs[f] = (index, AF.resample(x[index], orig, new))
+            resampled.append((index, AF.resample(x[index], orig, new)))
             new_lengths[index] = torch.ceil(lengths[index] * (new // g) / (orig // g)).long()
-        width = max([x.shape[1], *[out.shape[1] for _, out in outs.values()]])
-        width = min(width, int(new_lengths.max()))
+        width = int(new_lengths.max())  # every resampled row is at least its new length long
         y = torch.zeros(len(x), width, device=x.device)
         y[:, : min(width, x.shape[1])] = x[:, :width]
-        for index, out in outs.values():
+        for index, out in resampled:
             y[index] = 0.0
             y[index, : min(width, out.shape[1])] = out[:, :width]
         return y * valid_mask(new_lengths, width), new_lengths
